@@ -226,7 +226,9 @@ def _footprint(view: PerspectiveView, height: int, width: int) -> tuple[slice, n
     return slice(top, bottom), (math.floor(x_lo) + np.arange(count)) % width
 
 
-def _p2e_windows(height, width, views, device, dtype) -> list[_Window]:
+def _p2e_windows(height, width, views, margin, device, dtype) -> list[_Window]:
+    """Per-view ERP windows; ``margin`` (pixels) keeps samples that far inside the view (0.5 for bilinear)."""
+
     def build():
         rays_all = erp_rays(height, width, numpy=True).astype(np.float64)
         windows = []
@@ -234,6 +236,7 @@ def _p2e_windows(height, width, views, device, dtype) -> list[_Window]:
             rows, cols = _footprint(view, height, width)
             rays = rays_all[rows][:, cols] @ view.rotation  # view_from_cam applied to row vectors
             x, y, inside = view.project(rays)
+            inside &= (x >= margin) & (x <= view.width - margin) & (y >= margin) & (y <= view.height - margin)
             grid = np.stack([2.0 * x / view.width - 1.0, 2.0 * y / view.height - 1.0], -1)
             grid = np.where(inside[..., None], grid, -2.0)
             windows.append(_Window(
@@ -244,7 +247,7 @@ def _p2e_windows(height, width, views, device, dtype) -> list[_Window]:
                 cos_alpha=torch.from_numpy(rays[..., 2]).to(device=device, dtype=dtype)))
         return windows
 
-    key = (height, width, _views_key(views), str(device), dtype)
+    key = (height, width, _views_key(views), margin, str(device), dtype)
     return _P2E_WINDOWS.get_or_build(key, build)
 
 
@@ -253,11 +256,12 @@ def _as_batched_views(views_data, n_views: int) -> tuple[torch.Tensor, str]:
     if isinstance(views_data, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(views_data))
         if t.ndim == 3:
-            return t[None, :, None], "np_hw"
-        if t.ndim == 4:
-            return t.permute(0, 3, 1, 2)[None], "np_hwc"
-        raise ValueError(f"numpy views must be NxHxW or NxHxWxC; got {views_data.shape}")
-    if views_data.ndim == 4:
+            t, layout = t[None, :, None], "np_hw"
+        elif t.ndim == 4:
+            t, layout = t.permute(0, 3, 1, 2)[None], "np_hwc"
+        else:
+            raise ValueError(f"numpy views must be NxHxW or NxHxWxC; got {views_data.shape}")
+    elif views_data.ndim == 4:
         t, layout = views_data[None], "chw"
     elif views_data.ndim == 5:
         t, layout = views_data, "bchw"
@@ -285,7 +289,7 @@ def p2e(views_data, views: Sequence[PerspectiveView], erp_height: int, *, mode: 
     Returns ``(erp, valid)``: ``erp`` (B, C, H, W) (or the caller's layout) and ``valid`` (B, H, W), true where
     at least one view sees the pixel. ``reduce``: ``max`` (per-pixel max, SAP's fusion), ``mean`` (average of the
     views that see it) or ``center`` (the view whose optical axis is closest to the ray; use it for labels).
-    Pixels no view sees hold ``fill``.
+    Pixels no view sees hold ``fill``. With ``bilinear`` a view's outer half-pixel band does not count as seen.
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
@@ -298,7 +302,8 @@ def p2e(views_data, views: Sequence[PerspectiveView], erp_height: int, *, mode: 
     source_dtype = data.dtype
     work = data if data.is_floating_point() else data.to(torch.float32)
     b, _, c = work.shape[:3]
-    windows = _p2e_windows(height, width, views, work.device, work.dtype)
+    margin = 0.5 if mode == "bilinear" else 0.0  # bilinear needs a neighbour on both sides
+    windows = _p2e_windows(height, width, views, margin, work.device, work.dtype)
     init = -math.inf if reduce == "max" else 0.0
     out = torch.full((b, c, height, width), init, dtype=work.dtype, device=work.device)
     score = torch.full((b, height, width), -math.inf if reduce == "center" else 0.0, dtype=work.dtype,
@@ -336,12 +341,23 @@ def p2e(views_data, views: Sequence[PerspectiveView], erp_height: int, *, mode: 
 
 def p2e_depth(z_depth, views: Sequence[PerspectiveView], erp_height: int, *, mode: str = "nearest",
               reduce: str = "center", fill: float = math.nan):
-    """View z-depth -> radial ERP depth (``radial = z / cos(alpha)`` for the ERP pixel's ray: MTPano eq. 5)."""
+    """View z-depth -> radial ERP depth (``radial = z / cos(alpha)`` for the ERP pixel's ray: MTPano eq. 5).
 
-    def to_radial(sampled, view, win):
+    ``bilinear`` interpolates inverse depth, which is linear across a plane in a perspective image, so planes
+    stay exact; NaN (invalid) neighbours make the result NaN rather than blending across holes.
+    """
+    if mode == "bilinear":
+        inverse = 1.0 / z_depth
+
+        def to_radial(sampled, view, win):
+            return 1.0 / (sampled * win.cos_alpha.clamp(min=1e-6))
+
+        return p2e(inverse, views, erp_height, mode=mode, reduce=reduce, fill=fill, _transform=to_radial)
+
+    def z_to_radial(sampled, view, win):
         return sampled / win.cos_alpha.clamp(min=1e-6)
 
-    return p2e(z_depth, views, erp_height, mode=mode, reduce=reduce, fill=fill, _transform=to_radial)
+    return p2e(z_depth, views, erp_height, mode=mode, reduce=reduce, fill=fill, _transform=z_to_radial)
 
 
 def p2e_normals(normals, views: Sequence[PerspectiveView], erp_height: int, *, mode: str = "bilinear",
