@@ -152,7 +152,7 @@ def e2p(erp, views: Sequence[PerspectiveView], *, mode: str = "bilinear", antial
     out = out.view(out.shape[0], out.shape[1], n, h, w).permute(0, 2, 1, 3, 4)
     if not source_dtype.is_floating_point:
         out = out.round().to(source_dtype)
-    return _restore_views(out.contiguous(), layout)
+    return _restore_views(out, layout)
 
 
 def view_cos_alpha(view: PerspectiveView, *, device=None, dtype=torch.float32) -> torch.Tensor:

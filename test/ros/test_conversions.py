@@ -1,0 +1,98 @@
+"""Image / CompressedImage / PointCloud2 conversions against real sensor_msgs messages."""
+import cv2
+import numpy as np
+import pytest
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from pano_perception.ros.conversions import (ENCODINGS, ImageConversionError, compressed_to_rgb, fill_data,
+                                             image_to_numpy, image_to_rgb, numpy_to_image, pointcloud2,
+                                             pointcloud2_to_numpy, rgb_to_compressed)
+
+RNG = np.random.default_rng(0)
+
+
+def sample(encoding, height=6, width=10):
+    dtype, channels = ENCODINGS[encoding]
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    if np.dtype(dtype).kind == "f":
+        return RNG.standard_normal(shape).astype(dtype)
+    return RNG.integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_round_trip_every_encoding(encoding):
+    array = sample(encoding)
+    header = Header(frame_id="camera_link")
+    msg = numpy_to_image(array, encoding, header)
+    assert msg.header.frame_id == "camera_link" and msg.encoding == encoding
+    np.testing.assert_array_equal(image_to_numpy(msg), array)
+
+
+def test_row_padding_and_big_endian():
+    array = sample("16UC1", 4, 5)
+    padded = np.zeros((4, 16), np.uint8)
+    padded[:, :10] = array.astype(">u2").view(np.uint8).reshape(4, 10)
+    msg = Image(height=4, width=5, encoding="16UC1", is_bigendian=1, step=16, data=padded.tobytes())
+    np.testing.assert_array_equal(image_to_numpy(msg), array)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
+def test_colour_encodings_give_rgb(encoding):
+    rgb = sample("rgb8")
+    if encoding == "mono8":
+        rgb = np.repeat(rgb[..., :1], 3, axis=2)
+    converted = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "mono8": rgb[..., 0],
+                 "rgba8": np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 7, np.uint8)], -1),
+                 "bgra8": np.concatenate([rgb[..., ::-1], np.full(rgb.shape[:2] + (1,), 7, np.uint8)], -1)}
+    msg = numpy_to_image(np.ascontiguousarray(converted[encoding]), encoding)
+    np.testing.assert_array_equal(image_to_rgb(msg), rgb)
+
+
+def test_compressed_round_trip_and_corrupt_data():
+    rgb = np.zeros((32, 64, 3), np.uint8)
+    rgb[:, :32] = (200, 30, 10)
+    png = rgb_to_compressed(rgb, "png")
+    np.testing.assert_array_equal(compressed_to_rgb(png), rgb)
+    jpeg = rgb_to_compressed(rgb, "jpeg", quality=95)
+    assert np.abs(compressed_to_rgb(jpeg).astype(int) - rgb).mean() < 3
+    with pytest.raises(ImageConversionError, match="no data"):
+        compressed_to_rgb(CompressedImage(format="jpeg"))
+    with pytest.raises(ImageConversionError, match="corrupt"):
+        compressed_to_rgb(CompressedImage(format="jpeg", data=bytes(jpeg.data)[:40]))
+
+
+def test_bad_images_name_the_cause():
+    with pytest.raises(ImageConversionError, match="unsupported image encoding 'yuv422'"):
+        image_to_numpy(Image(height=2, width=2, encoding="yuv422", step=4, data=bytes(8)))
+    with pytest.raises(ImageConversionError, match="empty image"):
+        image_to_numpy(Image(encoding="rgb8"))
+    with pytest.raises(ImageConversionError, match="needs 24"):
+        image_to_numpy(Image(height=2, width=4, encoding="rgb8", step=12, data=bytes(10)))
+    with pytest.raises(ImageConversionError, match="expected a colour image"):
+        image_to_rgb(numpy_to_image(np.zeros((2, 2), np.float32), "32FC1"))
+    with pytest.raises(ImageConversionError, match="float32 array with 1"):
+        numpy_to_image(np.zeros((2, 2), np.float64), "32FC1")
+
+
+def test_fill_data_reuses_the_buffer():
+    msg = numpy_to_image(np.zeros((4, 4), np.uint8), "mono8")
+    buffer_id = id(msg.data)
+    fill_data(msg, np.full((4, 4), 9, np.uint8))
+    assert id(msg.data) == buffer_id and set(msg.data) == {9}
+
+
+def test_pointcloud2_layout_and_values():
+    points = RNG.standard_normal((100, 3)).astype(np.float32)
+    colours = RNG.integers(0, 256, (100, 3), dtype=np.uint8)
+    normals = RNG.standard_normal((100, 3)).astype(np.float32)
+    labels = RNG.integers(0, 150, 100).astype(np.uint16)
+    msg = pointcloud2(points, Header(frame_id="camera_link"), rgb=colours, normals=normals, labels=labels)
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "rgb", "normal_x", "normal_y", "normal_z", "label"]
+    assert msg.point_step == 30 and msg.row_step == 3000 and msg.width == 100 and msg.height == 1
+    cloud = pointcloud2_to_numpy(msg)
+    np.testing.assert_array_equal(np.stack([cloud["x"], cloud["y"], cloud["z"]], -1), points)
+    packed = cloud["rgb"].view(np.uint32)
+    np.testing.assert_array_equal(np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], -1), colours)
+    np.testing.assert_array_equal(cloud["label"], labels)
+    np.testing.assert_array_equal(cloud["normal_z"], normals[:, 2])
