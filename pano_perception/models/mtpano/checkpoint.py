@@ -103,9 +103,9 @@ def compare_state_dicts(network: Mapping[str, torch.Tensor], checkpoint: Mapping
         missing=[key for key in network if key not in checkpoint],
         unexpected=[key for key in checkpoint if key not in network],
     )
-    for key, tensor in checkpoint.items():
-        if key in network and tuple(tensor.shape) != tuple(network[key].shape):
-            report.mismatched.append((key, tuple(tensor.shape), tuple(network[key].shape)))
+    for key, tensor in network.items():
+        if key in checkpoint and tuple(checkpoint[key].shape) != tuple(tensor.shape):
+            report.mismatched.append((key, tuple(checkpoint[key].shape), tuple(tensor.shape)))
     return report
 
 

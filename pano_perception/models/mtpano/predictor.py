@@ -79,9 +79,12 @@ class MTPanoPredictor:
 
     @torch.inference_mode()
     def raw_outputs(self, images: np.ndarray | Sequence[np.ndarray], *, with_aux: bool = False) -> dict:
-        """Network outputs at model resolution as float32 tensors on the device, official frame, no masking:
-        ``semseg`` logits [B, classes, h, w], ``depth`` [B, 1, h, w] metres, ``normals`` [B, 3, h, w] unnormalised;
-        with ``with_aux`` also ``aux_preds``/``ext_preds`` (torch backend only). For evaluation and distillation."""
+        """Network outputs for one [H, W, 3] uint8 ERP image or a batch ([B, H, W, 3] or a sequence).
+
+        Float32 tensors on the device at model resolution, official frame, no masking: ``semseg`` logits
+        [B, classes, h, w], ``depth`` [B, 1, h, w] metres, ``normals`` [B, 3, h, w] unnormalised; with ``with_aux``
+        also ``aux_preds``/``ext_preds`` (torch backend only). For evaluation and distillation.
+        """
         return self._forward(self.preprocess(images), with_aux=with_aux)
 
     def preprocess(self, images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
@@ -110,8 +113,8 @@ class MTPanoPredictor:
     def _forward(self, pixel_values: torch.Tensor, *, with_aux: bool = False) -> dict:
         if self.backend == "onnxruntime":
             return self.network(pixel_values)
-        autocast = torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
-        with autocast if self.precision != "fp32" else nullcontext():
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext():
             outputs = self.network(pixel_values, with_aux=with_aux)
         return _to_float32(outputs)
 
@@ -138,10 +141,10 @@ def _validate_image(rgb: np.ndarray) -> None:
 
 
 def _stack_images(images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        images = list(images)
-    elif isinstance(images, np.ndarray):
-        raise ValueError(f"expected [B, H, W, 3] or a sequence of [H, W, 3] images, got shape {images.shape}")
+    if isinstance(images, np.ndarray):
+        if images.ndim not in (3, 4):
+            raise ValueError(f"expected [H, W, 3], [B, H, W, 3] or a sequence of [H, W, 3], got shape {images.shape}")
+        images = list(images) if images.ndim == 4 else [images]
     if not images:
         raise ValueError("no images given")
     for rgb in images:
