@@ -28,6 +28,7 @@ setup(
     entry_points={
         "console_scripts": [
             "pano-perception = pano_perception.cli.main:main",
+            "dense_node = pano_perception.ros.dense_node:main",
         ],
     },
 )

@@ -1,0 +1,28 @@
+"""The models that ship with the package, so that the nodes run out of the box."""
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+BUILTIN_MTPANO_CONFIG = "micro-cpu"
+BUILTIN_MTPANO_WEIGHTS = DATA_DIR / "mtpano_micro_cpu.safetensors"
+
+
+def resolve_mtpano(config: str, checkpoint: str) -> tuple[str, str | None]:
+    """(config, checkpoint) from node or CLI settings: ``builtin`` means the shipped config and weights.
+
+    An empty checkpoint with a named config means random weights, which only tests want; it is refused here.
+    """
+    if config == "builtin":
+        if checkpoint:
+            raise ValueError("model config 'builtin' takes no checkpoint; name a config to load your own weights")
+        if not BUILTIN_MTPANO_WEIGHTS.is_file():
+            raise FileNotFoundError(
+                f"the built-in MTPano weights are missing ({BUILTIN_MTPANO_WEIGHTS}); reinstall the package, "
+                "or pass a config name and a checkpoint file")
+        return BUILTIN_MTPANO_CONFIG, str(BUILTIN_MTPANO_WEIGHTS)
+    if not checkpoint:
+        raise ValueError(f"model config {config!r} needs a checkpoint file (official .pth/.safetensors)")
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {checkpoint}")
+    return config, checkpoint
