@@ -3,7 +3,7 @@
 ``build_mtpano`` makes the network (state-dict compatible with the official release), ``MTPanoPredictor`` runs
 it on ERP images in our conventions. See docs/MTPANO.md.
 """
-from ._torchvision_shim import make_torchvision_importable
+from ..torchvision_compat import make_torchvision_importable
 
 make_torchvision_importable()  # before transformers' modelling code imports torchvision
 
