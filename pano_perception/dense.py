@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from .geometry import erp_rays
@@ -18,15 +19,13 @@ def semantic_overlay(rgb: np.ndarray, semantic: np.ndarray, alpha: float) -> np.
     """RGB uint8 blend: ``alpha`` * ADE20K palette colour + (1 - alpha) * image."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
-    palette = colorize_semantic(semantic).astype(np.float32)
-    blended = alpha * palette + (1.0 - alpha) * rgb.astype(np.float32)
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return cv2.addWeighted(colorize_semantic(semantic), alpha, np.ascontiguousarray(rgb), 1.0 - alpha, 0.0)
 
 
 def normals_to_color(normals: np.ndarray) -> np.ndarray:
     """Unit normals (H, W, 3) -> RGB uint8 encoding (n + 1) / 2; invalid (NaN) pixels are black."""
-    colour = np.nan_to_num((normals + 1.0) * 127.5, nan=0.0)
-    return np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+    finite = np.where(np.isnan(normals), -1.0, normals)  # -1 encodes to 0: black
+    return cv2.convertScaleAbs(finite, alpha=127.5, beta=127.5)
 
 
 @lru_cache(maxsize=8)
@@ -38,7 +37,9 @@ def _decimated_rays(height: int, width: int, step: int) -> np.ndarray:
 
 @dataclass
 class PointCloudArrays:
-    """Points (N, 3) float32 in metres, camera frame; per-point RGB (N, 3) uint8, optional normals and labels."""
+    """An organised cloud on the decimated pixel grid (h, w): points (h, w, 4) float32 (x, y, z in metres, camera
+    frame, NaN where a pixel was dropped; the 4th column is spare room for a packed colour, so PointCloud2 can copy
+    the block in one pass); per-point RGB (h, w, 3) uint8, optional normals and labels."""
 
     points: np.ndarray
     rgb: np.ndarray
@@ -49,9 +50,10 @@ class PointCloudArrays:
 def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, min_range: float = 0.05,
                    max_range: float = 45.0, normals: np.ndarray | None = None,
                    labels: np.ndarray | None = None) -> PointCloudArrays:
-    """Radial ERP depth (H, W) -> points on every ``decimation``-th row and column within the range limits.
+    """Radial ERP depth (H, W) -> organised points on every ``decimation``-th row and column.
 
-    The rays are those of the kept pixels' centres, so decimation never shifts a point.
+    Points outside [min_range, max_range] or with invalid depth are NaN (the cloud keeps its shape, so a node
+    can reuse one message buffer). The rays are those of the kept pixels' centres: decimation never shifts a point.
     """
     if decimation < 1:
         raise ValueError(f"decimation must be >= 1; got {decimation}")
@@ -59,18 +61,14 @@ def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, m
     rays = _decimated_rays(height, width, decimation)
     d = depth[::decimation, ::decimation]
     with np.errstate(invalid="ignore"):
-        keep = np.isfinite(d) & (d >= min_range) & (d <= max_range)
-    points = (rays[keep] * d[keep][:, None]).astype(np.float32)
+        keep = (d >= min_range) & (d <= max_range)  # False for NaN
+    points = np.empty(d.shape + (4,), np.float32)
+    np.multiply(rays, np.where(keep, d, np.nan).astype(np.float32)[..., None], out=points[..., :3])
 
     def pick(image):
-        return image[::decimation, ::decimation][keep]
+        return None if image is None else image[::decimation, ::decimation]
 
-    return PointCloudArrays(
-        points=points,
-        rgb=pick(rgb),
-        normals=None if normals is None else pick(normals).astype(np.float32),
-        labels=None if labels is None else pick(labels),
-    )
+    return PointCloudArrays(points=points, rgb=pick(rgb), normals=pick(normals), labels=pick(labels))
 
 
 def check_panorama(rgb: np.ndarray, min_height: int, max_width: int) -> None:

@@ -17,7 +17,19 @@ if not ((3, 10) <= sys.version_info[:2] <= (3, 12)):
     sys.exit(f"pano_perception needs Python 3.10-3.12 (the ROS 2 wheels); {sys.version.split()[0]} found. "
              "Set PYTHON=/path/to/python3.11 and run again.")
 PY
-[ -d "$venv" ] || "$python" -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+  if ! "$python" -m venv "$venv" 2>/dev/null; then
+    # Debian/Ubuntu ship venv separately; install it when we may.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    else
+      echo "pano_perception: '$python -m venv' failed; install python3-venv (sudo apt-get install python3-venv)" >&2
+      exit 1
+    fi
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+  fi
+fi
 pip=("$venv/bin/python" -m pip)
 "${pip[@]}" install --quiet --upgrade pip 'setuptools>=70,<81' wheel
 constraints=(-c requirements/constraints-cpu.txt)

@@ -80,3 +80,11 @@ def test_every_yaml_parameter_is_declared_by_its_node():
     for name, value in params.items():
         default = declared[name].default
         assert type(value) is type(default), f"{name}: {value!r} is not a {type(default).__name__}"
+
+
+def test_nodes_doc_lists_every_parameter():
+    from pano_perception.ros.dense_node import PARAMETERS
+
+    doc = (REPO / "docs" / "NODES.md").read_text()
+    missing = [p.name for p in PARAMETERS if f"`{p.name}`" not in doc]
+    assert not missing, f"docs/NODES.md does not document {missing}"

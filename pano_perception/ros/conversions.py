@@ -126,45 +126,58 @@ def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header=None, quality: 
 
 def pointcloud2(points: np.ndarray, header=None, *, rgb: np.ndarray | None = None,
                 normals: np.ndarray | None = None, labels: np.ndarray | None = None,
-                label_name: str = "label") -> PointCloud2:
-    """(N, 3) points in metres -> an unorganised PointCloud2 built in one buffer.
+                label_name: str = "label", msg: PointCloud2 | None = None) -> PointCloud2:
+    """Points in metres -> PointCloud2, written field by field straight into one message buffer.
 
-    Fields: x, y, z (float32); ``rgb`` (N, 3) uint8 packed into a float32 ``rgb`` field (RViz's layout);
-    ``normals`` (N, 3) as normal_x/y/z float32; ``labels`` (N,) as a uint16 field named ``label_name``.
+    ``points`` is (N, 3|4) (unorganised) or (H, W, 3|4) (organised; NaN marks missing points); a 4th column is
+    ignored but lets an x, y, z + rgb cloud be copied as one block. Fields: x, y, z float32;
+    ``rgb`` uint8 colours packed into a 4-byte ``rgb`` field (RViz's layout); ``normals`` as normal_x/y/z float32;
+    ``labels`` as a uint16 field ``label_name``. Passing the previous ``msg`` of the same size reuses its buffer.
     """
     points = np.asarray(points)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"points must be (N, 3); got {points.shape}")
-    n = points.shape[0]
+    if points.ndim not in (2, 3) or points.shape[-1] not in (3, 4):
+        raise ValueError(f"points must be (N, 3|4) or (H, W, 3|4); got {points.shape}")
+    height, width = (1, points.shape[0]) if points.ndim == 2 else points.shape[:2]
+    n = height * width
     fields = [("x", np.float32), ("y", np.float32), ("z", np.float32)]
     if rgb is not None:
         fields.append(("rgb", np.uint32))
     if normals is not None:
         fields += [("normal_x", np.float32), ("normal_y", np.float32), ("normal_z", np.float32)]
     if labels is not None:
-        fields.append((label_name, np.uint16))
-    cloud = np.empty(n, dtype=np.dtype(fields))
-    cloud["x"], cloud["y"], cloud["z"] = points[:, 0], points[:, 1], points[:, 2]
+        fields += [(label_name, np.uint16), ("_pad", np.uint16)]  # keeps every point 4-byte aligned
+    dtype = np.dtype(fields)
+    msg = msg if msg is not None else PointCloud2()
+    if len(msg.data) != n * dtype.itemsize:
+        msg.data = bytes(n * dtype.itemsize)
+    words = np.frombuffer(msg.data, dtype=np.float32).reshape(n, dtype.itemsize // 4)  # 4-byte columns
+    flat = points.reshape(n, points.shape[-1])
+    if flat.shape[1] == 4 and words.shape[1] == 4 and flat.dtype == np.float32:
+        words[:] = flat  # x, y, z and the spare column that rgb overwrites below: one contiguous copy
+    else:
+        words[:, 0:3] = flat[:, :3]
     if rgb is not None:
-        rgb = np.asarray(rgb, dtype=np.uint32)
-        cloud["rgb"] = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+        # uint32 0xAARRGGBB (alpha 255, as PCL writes it) is the byte sequence B, G, R, A on little-endian hosts.
+        colours = np.ascontiguousarray(np.asarray(rgb).reshape(n, 1, 3))
+        bgra = cv2.cvtColor(colours, cv2.COLOR_RGB2BGRA) if _LITTLE_ENDIAN else \
+            np.concatenate([np.full((n, 1, 1), 255, np.uint8), colours], axis=2)
+        words.view(np.uint32)[:, dtype.fields["rgb"][1] // 4] = bgra.view(np.uint32).reshape(n)
     if normals is not None:
-        cloud["normal_x"], cloud["normal_y"], cloud["normal_z"] = normals[:, 0], normals[:, 1], normals[:, 2]
+        first = dtype.fields["normal_x"][1] // 4
+        words[:, first:first + 3] = np.asarray(normals).reshape(n, 3)
     if labels is not None:
-        cloud[label_name] = labels
+        np.frombuffer(msg.data, dtype=dtype)[label_name] = np.asarray(labels).reshape(n)
     ros_types = {np.dtype(np.float32): PointField.FLOAT32, np.dtype(np.uint32): PointField.FLOAT32,
                  np.dtype(np.uint16): PointField.UINT16}
-    msg = PointCloud2()
     if header is not None:
         msg.header = header
-    msg.height, msg.width = 1, n
-    msg.fields = [PointField(name=name, offset=cloud.dtype.fields[name][1], datatype=ros_types[cloud.dtype[name]],
-                             count=1) for name in cloud.dtype.names]
+    msg.height, msg.width = int(height), int(width)
+    msg.fields = [PointField(name=name, offset=dtype.fields[name][1], datatype=ros_types[dtype[name]], count=1)
+                  for name in dtype.names if name != "_pad"]
     msg.is_bigendian = not _LITTLE_ENDIAN
-    msg.point_step = cloud.dtype.itemsize
-    msg.row_step = msg.point_step * n
-    msg.is_dense = bool(np.isfinite(points).all())
-    fill_data(msg, cloud)
+    msg.point_step = dtype.itemsize
+    msg.row_step = msg.point_step * int(width)
+    msg.is_dense = bool(np.isfinite(flat[:, :3]).all()) if height == 1 else False  # organised clouds keep NaNs
     return msg
 
 

@@ -67,6 +67,7 @@ class DenseNode(LifecycleNode):
         self._mailbox: LatestFrameMailbox = LatestFrameMailbox()
         self._predictor = None
         self._outputs: dict = {}
+        self._messages: dict = {}  # one reusable message per output topic (no per-frame buffer allocation)
         self._subscription = None
         self._subscribed_reliability: str | None = None
         self._worker: threading.Thread | None = None
@@ -212,23 +213,28 @@ class DenseNode(LifecycleNode):
         header = msg.header
         if self.params["frame_id"]:
             header.frame_id = self.params["frame_id"]
-        publish = {topic: self._outputs[topic].publish for topic in wanted}
-        if "depth" in publish:
-            publish["depth"](numpy_to_image(prediction.depth, "32FC1", header))
-        if "normals" in publish:
-            publish["normals"](numpy_to_image(prediction.normals, "32FC3", header))
-        if "normals/color" in publish:
-            publish["normals/color"](numpy_to_image(normals_to_color(prediction.normals), "rgb8", header))
-        if "semantic" in publish:
-            publish["semantic"](numpy_to_image(prediction.semantic, "mono8", header))
-        if "semantic/color" in publish:
-            overlay = semantic_overlay(rgb, prediction.semantic, self.params["semantic.alpha"])
-            publish["semantic/color"](numpy_to_image(overlay, "rgb8", header))
-        if "depth/points" in publish:
+        products = {}
+        if "depth" in wanted:
+            products["depth"] = (prediction.depth, "32FC1")
+        if "normals" in wanted:
+            products["normals"] = (prediction.normals, "32FC3")
+        if "normals/color" in wanted:
+            products["normals/color"] = (normals_to_color(prediction.normals), "rgb8")
+        if "semantic" in wanted:
+            products["semantic"] = (prediction.semantic, "mono8")
+        if "semantic/color" in wanted:
+            products["semantic/color"] = (semantic_overlay(rgb, prediction.semantic, self.params["semantic.alpha"]),
+                                          "rgb8")
+        for topic, (array, encoding) in products.items():
+            self._messages[topic] = numpy_to_image(array, encoding, header, msg=self._messages.get(topic))
+        if "depth/points" in wanted:
             cloud = depth_to_cloud(prediction.depth, rgb, decimation=self.params["points.decimation"],
                                    min_range=self.params["points.min_range"],
                                    max_range=self.params["points.max_range"])
-            publish["depth/points"](pointcloud2(cloud.points, header, rgb=cloud.rgb))
+            self._messages["depth/points"] = pointcloud2(cloud.points, header, rgb=cloud.rgb,
+                                                         msg=self._messages.get("depth/points"))
+        for topic in wanted:  # publishing copies the message out, so the buffers can be refilled next frame
+            self._outputs[topic].publish(self._messages[topic])
         self._processed += 1
         self.health.processed_rate.tick()
         self.health.latency.add(time.monotonic() - received)

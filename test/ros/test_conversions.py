@@ -89,10 +89,24 @@ def test_pointcloud2_layout_and_values():
     labels = RNG.integers(0, 150, 100).astype(np.uint16)
     msg = pointcloud2(points, Header(frame_id="camera_link"), rgb=colours, normals=normals, labels=labels)
     assert [f.name for f in msg.fields] == ["x", "y", "z", "rgb", "normal_x", "normal_y", "normal_z", "label"]
-    assert msg.point_step == 30 and msg.row_step == 3000 and msg.width == 100 and msg.height == 1
+    assert msg.point_step == 32 and msg.row_step == 3200 and msg.width == 100 and msg.height == 1
     cloud = pointcloud2_to_numpy(msg)
     np.testing.assert_array_equal(np.stack([cloud["x"], cloud["y"], cloud["z"]], -1), points)
     packed = cloud["rgb"].view(np.uint32)
-    np.testing.assert_array_equal(np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], -1), colours)
+    np.testing.assert_array_equal(np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], -1), colours)
+    assert np.all(packed >> 24 == 255)
     np.testing.assert_array_equal(cloud["label"], labels)
     np.testing.assert_array_equal(cloud["normal_z"], normals[:, 2])
+
+
+def test_organised_pointcloud_reuses_the_message_buffer():
+    points = RNG.standard_normal((4, 6, 3)).astype(np.float32)
+    points[0, 0] = np.nan
+    colours = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    msg = pointcloud2(points, rgb=colours)
+    assert (msg.height, msg.width, msg.row_step, msg.is_dense) == (4, 6, 6 * 16, False)
+    buffer_id = id(msg.data)
+    again = pointcloud2(points * 2, rgb=colours, msg=msg)
+    assert again is msg and id(msg.data) == buffer_id
+    cloud = pointcloud2_to_numpy(msg)
+    np.testing.assert_array_equal(cloud["z"].reshape(4, 6), points[..., 2] * 2)

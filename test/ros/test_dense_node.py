@@ -97,15 +97,19 @@ def test_answers_on_every_topic_with_the_input_header(harness, dense):
     np.testing.assert_array_equal(np.isnan(depth), np.isnan(expected.depth))
     np.testing.assert_allclose(depth, expected.depth, rtol=1e-4, atol=1e-4)
     assert (semantic == expected.semantic).mean() > 0.999
-    # The point cloud is depth x rays on every second row and column (points.decimation = 2), within range.
-    cloud = pointcloud2_to_numpy(harness.messages(f"{namespace}/depth/points")[0])
+    # The organised point cloud is depth x rays on every second row and column (points.decimation = 2),
+    # NaN outside [min_range, max_range].
+    msg = harness.messages(f"{namespace}/depth/points")[0]
+    assert (msg.height, msg.width) == (HEIGHT // 2, HEIGHT)
+    cloud = pointcloud2_to_numpy(msg).reshape(msg.height, msg.width)
     rays = erp_rays(HEIGHT, 2 * HEIGHT, numpy=True)[::2, ::2]
     d = depth[::2, ::2]
     keep = np.isfinite(d) & (d >= 0.05) & (d <= 45.0)
     points = np.stack([cloud["x"], cloud["y"], cloud["z"]], -1)
-    np.testing.assert_allclose(points, rays[keep] * d[keep][:, None], rtol=1e-6, atol=1e-6)
-    packed = cloud["rgb"].view(np.uint32)
-    np.testing.assert_array_equal(packed >> 16, image[::2, ::2][keep][:, 0])
+    assert np.isnan(points[~keep]).all()
+    np.testing.assert_allclose(points[keep], rays[keep] * d[keep][:, None], rtol=1e-6, atol=1e-6)
+    packed = cloud["rgb"].view(np.uint32)[keep]
+    np.testing.assert_array_equal((packed >> 16) & 255, image[::2, ::2][keep][:, 0])
 
 
 @pytest.mark.params({"input_compressed": True, "frame_id": "pano_optical_override"})

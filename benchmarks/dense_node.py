@@ -1,0 +1,199 @@
+"""dense_node costs: node overhead vs the model forward, PointCloud2 vs memcpy, and a live 4K stream.
+
+1. Per frame at 1024x512 and 3840x1920, in one process: decoding the Image message, the predictor's pre- and
+   post-processing, and building all six output messages, against the network forward alone.
+2. A 512x1024 xyz+rgb PointCloud2 built from numpy against a plain memcpy of the same number of bytes.
+3. (--stream-seconds > 0) dense_node as a real process fed 3840x1920 rgb8 frames at 30 Hz over Fast DDS:
+   latency (header stamp -> depth received), node memory over time and the drop count from /diagnostics.
+
+Run: .venv/bin/python benchmarks/dense_node.py [--config micro-cpu] [--stream-seconds 120]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pano_perception.dense import depth_to_cloud, normals_to_color, semantic_overlay
+from pano_perception.models.mtpano.postprocess import postprocess
+from pano_perception.models.mtpano.predictor import MTPanoPredictor
+from pano_perception.ros.conversions import image_to_rgb, numpy_to_image, pointcloud2
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def overhead(predictor: MTPanoPredictor, height: int, repeats: int) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (height, 2 * height, 3), dtype=np.uint8)
+    msg = numpy_to_image(rgb, "rgb8")
+    pixel_values = predictor.preprocess(rgb)
+    with torch.inference_mode():
+        outputs = predictor._forward(pixel_values)
+        prediction = predictor.predict(rgb)
+
+    messages: dict = {}
+
+    def build_messages():  # as the node does it: one reused message per topic
+        for topic, array, encoding in (
+                ("depth", prediction.depth, "32FC1"), ("normals", prediction.normals, "32FC3"),
+                ("normals/color", normals_to_color(prediction.normals), "rgb8"),
+                ("semantic", prediction.semantic, "mono8"),
+                ("semantic/color", semantic_overlay(rgb, prediction.semantic, 0.6), "rgb8")):
+            messages[topic] = numpy_to_image(array, encoding, msg=messages.get(topic))
+        cloud = depth_to_cloud(prediction.depth, rgb, decimation=2)
+        messages["points"] = pointcloud2(cloud.points, rgb=cloud.rgb, msg=messages.get("points"))
+
+    def post():
+        with torch.inference_mode():
+            products = postprocess(outputs, (height, 2 * height))
+            products["normals"].permute(0, 2, 3, 1).contiguous().numpy()
+
+    t = {
+        "decode": median_time(lambda: image_to_rgb(msg).copy(), repeats),
+        "preprocess": median_time(lambda: predictor.preprocess(rgb), repeats),
+        "forward": median_time(lambda: predictor._forward(pixel_values), repeats),
+        "postprocess": median_time(post, repeats),
+        "messages": median_time(build_messages, repeats),
+    }
+    node_part = t["decode"] + t["preprocess"] + t["postprocess"] + t["messages"]
+    frame = node_part + t["forward"]
+    print(f"\n{2 * height}x{height}: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in t.items()))
+    print(f"  overhead (all but forward) {node_part * 1000:.1f} ms = {100 * node_part / frame:.1f} % of a "
+          f"{frame * 1000:.0f} ms frame")
+
+
+def pointcloud_vs_memcpy(repeats: int) -> None:
+    rng = np.random.default_rng(1)
+    depth = rng.uniform(0.5, 10, (512, 1024)).astype(np.float32)
+    rgb = rng.integers(0, 256, (512, 1024, 3), dtype=np.uint8)
+    cloud = depth_to_cloud(depth, rgb, decimation=1, max_range=100)
+    msg = pointcloud2(cloud.points, rgb=cloud.rgb)
+    t_cloud = median_time(lambda: pointcloud2(cloud.points, rgb=cloud.rgb, msg=msg), repeats)
+    t_full = median_time(lambda: depth_to_cloud(depth, rgb, decimation=1, max_range=100), repeats)
+    source = np.ones(len(msg.data), np.uint8)
+    target = np.empty_like(source)
+    t_copy = median_time(lambda: np.copyto(target, source), repeats)
+    print(f"\nPointCloud2 512x1024 xyz+rgb ({source.nbytes / 1e6:.1f} MB) into a reused message: "
+          f"{t_cloud * 1000:.2f} ms, memcpy of the same bytes {t_copy * 1000:.2f} ms, ratio {t_cloud / t_copy:.1f}x "
+          f"(depth -> points before it: {t_full * 1000:.1f} ms)")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stream(config: str, checkpoint: str | None, seconds: float) -> None:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
+    params = ["-p", "autostart:=true", "-p", f"model.config:={config}", "-p", "diagnostics_period:=1.0"]
+    if checkpoint:
+        params += ["-p", f"model.checkpoint:={checkpoint}"]
+    node = subprocess.Popen([sys.executable, "-m", "pano_perception.ros.dense_node", "--ros-args",
+                             "-r", "__ns:=/bench", *params], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    rclpy.init()
+    harness = rclpy.create_node("bench_stream")
+    latencies, memory, diagnostics = [], [], {}
+    reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+    def on_depth(msg):
+        now = harness.get_clock().now().nanoseconds
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        latencies.append((time.monotonic(), (now - stamp) / 1e6))
+
+    def on_diag(msg):
+        for status in msg.status:
+            if "dense perception" in status.name:
+                diagnostics.update({kv.key: kv.value for kv in status.values})
+
+    harness.create_subscription(Image, "/bench/depth", on_depth, reliable)
+    harness.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    publisher = harness.create_publisher(Image, "/bench/image", reliable)
+    executor = SingleThreadedExecutor()
+    executor.add_node(harness)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    while diagnostics.get("state") != "active":
+        time.sleep(0.2)
+    frame = np.random.default_rng(2).integers(0, 256, (1920, 3840, 3), dtype=np.uint8)
+    msg = numpy_to_image(frame, "rgb8")
+    msg.header.frame_id = "camera_link"
+    start, sent, next_memory = time.monotonic(), 0, 0.0
+    while time.monotonic() - start < seconds:
+        msg.header.stamp = harness.get_clock().now().to_msg()
+        publisher.publish(msg)
+        sent += 1
+        elapsed = time.monotonic() - start
+        if elapsed >= next_memory:
+            memory.append((elapsed, rss_mb(node.pid)))
+            next_memory += 5.0
+        time.sleep(max(0.0, start + sent / 30.0 - time.monotonic()))
+    time.sleep(3.0)
+    node.send_signal(2)
+    node.wait(10)
+    executor.shutdown()
+    rclpy.try_shutdown()
+    quarter = len(latencies) // 4 or 1
+    first = [lat for _, lat in latencies[:quarter]]
+    last = [lat for _, lat in latencies[-quarter:]]
+    print(f"\n4K stream, {seconds:.0f} s at 30 Hz: sent {sent} ({sent / seconds:.1f} Hz achieved by the publisher), "
+          f"node received {diagnostics.get('received_frames')}, processed {diagnostics.get('processed_frames')}, "
+          f"dropped {diagnostics.get('dropped_frames')}; outputs received {len(latencies)}")
+    if latencies:
+        print(f"  latency median first quarter {statistics.median(first):.0f} ms, last quarter "
+              f"{statistics.median(last):.0f} ms; node p95 {diagnostics.get('latency_p95_ms')} ms")
+    print(f"  node RSS MB over time: {', '.join(f'{t:.0f}s:{m:.0f}' for t, m in memory)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="micro-cpu", help="MTPano config (random weights without --checkpoint)")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stream-seconds", type=float, default=0.0)
+    args = parser.parse_args()
+    import warnings
+
+    warnings.simplefilter("ignore", UserWarning)
+    if args.checkpoint is None:  # timing only: save the randomly initialised network for the node process
+        from safetensors.torch import save_file
+
+        from pano_perception.models.mtpano.model import build_mtpano
+
+        args.checkpoint = "/tmp/pano_benchmark_random_weights.safetensors"
+        save_file(build_mtpano(args.config).state_dict(), args.checkpoint)
+    predictor = MTPanoPredictor(args.config, args.checkpoint)
+    print(f"MTPano {args.config}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for height in (512, 1920):
+        overhead(predictor, height, args.repeats)
+    pointcloud_vs_memcpy(args.repeats)
+    if args.stream_seconds > 0:
+        stream(args.config, args.checkpoint, args.stream_seconds)
+
+
+if __name__ == "__main__":
+    main()
