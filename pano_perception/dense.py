@@ -82,3 +82,39 @@ def check_panorama(rgb: np.ndarray, min_height: int, max_width: int) -> None:
         raise ValueError(f"the panorama is {width}x{height}: smaller than the minimum height {min_height}")
     if width > max_width:
         raise ValueError(f"the panorama is {width}x{height}: wider than the maximum width {max_width}")
+
+
+OUTPUT_TOPICS = ("depth", "depth/points", "normals", "normals/color", "semantic", "semantic/color")
+IMAGE_ENCODINGS = {"depth": "32FC1", "normals": "32FC3", "normals/color": "rgb8", "semantic": "mono8",
+                   "semantic/color": "rgb8"}
+
+
+@dataclass(frozen=True)
+class DenseOptions:
+    """How predictions become products: the dense node's parameters of the same names."""
+
+    decimation: int = 2
+    min_range: float = 0.05
+    max_range: float = 45.0
+    semantic_alpha: float = 0.6
+
+
+def dense_products(rgb: np.ndarray, prediction, wanted, options: DenseOptions) -> dict[str, object]:
+    """The dense node's outputs for one frame: topic -> image array (see IMAGE_ENCODINGS) or PointCloudArrays.
+
+    ``prediction`` has ``depth``, ``normals`` and ``semantic`` (an MTPanoPrediction); only ``wanted`` topics are
+    computed. The node and ``pano-perception replay`` both call this, so they publish the same bytes.
+    """
+    unknown = set(wanted) - set(OUTPUT_TOPICS)
+    if unknown:
+        raise ValueError(f"unknown output topics {sorted(unknown)}; known: {list(OUTPUT_TOPICS)}")
+    makers = {
+        "depth": lambda: prediction.depth,
+        "normals": lambda: prediction.normals,
+        "normals/color": lambda: normals_to_color(prediction.normals),
+        "semantic": lambda: prediction.semantic,
+        "semantic/color": lambda: semantic_overlay(rgb, prediction.semantic, options.semantic_alpha),
+        "depth/points": lambda: depth_to_cloud(prediction.depth, rgb, decimation=options.decimation,
+                                               min_range=options.min_range, max_range=options.max_range),
+    }
+    return {topic: makers[topic]() for topic in OUTPUT_TOPICS if topic in wanted}

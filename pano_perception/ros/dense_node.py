@@ -17,7 +17,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
-from ..dense import check_panorama, depth_to_cloud, normals_to_color, semantic_overlay
+from ..dense import IMAGE_ENCODINGS, OUTPUT_TOPICS, DenseOptions, check_panorama, dense_products
 from ..runtime import LatestFrameMailbox
 from .conversions import ImageConversionError, compressed_to_rgb, image_to_rgb, numpy_to_image, pointcloud2
 from .diagnostics import NodeHealth
@@ -54,10 +54,7 @@ PARAMETERS = [
     Param("autostart", False, "Configure and activate at start-up", read_only=True),
 ]
 
-OUTPUTS = {  # topic -> message type
-    "depth": Image, "depth/points": PointCloud2, "normals": Image, "normals/color": Image,
-    "semantic": Image, "semantic/color": Image,
-}
+OUTPUTS = {topic: PointCloud2 if topic == "depth/points" else Image for topic in OUTPUT_TOPICS}
 
 
 class DenseNode(LifecycleNode):
@@ -213,31 +210,21 @@ class DenseNode(LifecycleNode):
         header = msg.header
         if self.params["frame_id"]:
             header.frame_id = self.params["frame_id"]
-        products = {}
-        if "depth" in wanted:
-            products["depth"] = (prediction.depth, "32FC1")
-        if "normals" in wanted:
-            products["normals"] = (prediction.normals, "32FC3")
-        if "normals/color" in wanted:
-            products["normals/color"] = (normals_to_color(prediction.normals), "rgb8")
-        if "semantic" in wanted:
-            products["semantic"] = (prediction.semantic, "mono8")
-        if "semantic/color" in wanted:
-            products["semantic/color"] = (semantic_overlay(rgb, prediction.semantic, self.params["semantic.alpha"]),
-                                          "rgb8")
-        for topic, (array, encoding) in products.items():
-            self._messages[topic] = numpy_to_image(array, encoding, header, msg=self._messages.get(topic))
-        if "depth/points" in wanted:
-            cloud = depth_to_cloud(prediction.depth, rgb, decimation=self.params["points.decimation"],
-                                   min_range=self.params["points.min_range"],
-                                   max_range=self.params["points.max_range"])
-            self._messages["depth/points"] = pointcloud2(cloud.points, header, rgb=cloud.rgb,
-                                                         msg=self._messages.get("depth/points"))
+        for topic, product in dense_products(rgb, prediction, wanted, self._dense_options()).items():
+            previous = self._messages.get(topic)
+            if topic == "depth/points":
+                self._messages[topic] = pointcloud2(product.points, header, rgb=product.rgb, msg=previous)
+            else:
+                self._messages[topic] = numpy_to_image(product, IMAGE_ENCODINGS[topic], header, msg=previous)
         for topic in wanted:  # publishing copies the message out, so the buffers can be refilled next frame
             self._outputs[topic].publish(self._messages[topic])
         self._processed += 1
         self.health.processed_rate.tick()
         self.health.latency.add(time.monotonic() - received)
+
+    def _dense_options(self) -> DenseOptions:
+        return DenseOptions(decimation=self.params["points.decimation"], min_range=self.params["points.min_range"],
+                            max_range=self.params["points.max_range"], semantic_alpha=self.params["semantic.alpha"])
 
     def _check_frame_id(self, frame_id: str) -> None:
         previous, self._frame_id = self._frame_id, frame_id
