@@ -6,8 +6,16 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from pano_perception.models.mtpano import CONFIGS, MTPanoConfig, build_mtpano, get_config
-from pano_perception.models.mtpano.modules import EquiRectangularDualConv, spherical_grid
+from pano_perception.models.mtpano import (
+    CONFIGS,
+    MTPanoConfig,
+    build_mtpano,
+    get_config,
+)
+from pano_perception.models.mtpano.modules import (
+    EquiRectangularDualConv,
+    spherical_grid,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mtpano"
 MANIFEST = json.loads((DATA / "mtpano_large_state_dict_manifest.json").read_text())

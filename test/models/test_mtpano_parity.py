@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 DATA = Path(__file__).resolve().parents[1] / "data" / "mtpano"
 
 # The fixture's tolerance for a clean-room implementation (its fp32-vs-fp64 error is <= 2e-5).
-TOLERANCE = dict(atol=1e-4, rtol=1e-4)
+TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 OUTPUTS_IN_FORWARD_ORDER = [
     "aux_preds.semseg", "aux_preds.depth", "aux_preds.normals",
     "ext_preds.grad", "ext_preds.sdf", "ext_preds.point",

@@ -3,7 +3,11 @@ import pytest
 import torch
 
 from pano_perception.models.mtpano import build_mtpano
-from pano_perception.models.mtpano.config import INVARIANT_TASKS, MAIN_TASKS, VARIANT_TASKS
+from pano_perception.models.mtpano.config import (
+    INVARIANT_TASKS,
+    MAIN_TASKS,
+    VARIANT_TASKS,
+)
 
 STREAM_TOKENS = {
     "invariant": ["aggregator_inv", "bfe_invariant"] + [f"feature_grouping.{i}.invariant" for i in range(4)],

@@ -7,10 +7,16 @@ from ..torchvision_compat import make_torchvision_importable
 
 make_torchvision_importable()  # before transformers' modelling code imports torchvision
 
-# ruff: noqa: E402
-from .checkpoint import CheckpointError, CheckpointMismatchError, LoadReport, load_checkpoint, read_state_dict
+from .checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    LoadReport,
+    load_checkpoint,
+    read_state_dict,
+)
 from .config import CONFIGS, MTPanoConfig, get_config
 from .model import MTPano, build_mtpano
+from .predictor import MTPanoPrediction, MTPanoPredictor
 
 __all__ = [
     "CONFIGS",
@@ -19,6 +25,8 @@ __all__ = [
     "LoadReport",
     "MTPano",
     "MTPanoConfig",
+    "MTPanoPrediction",
+    "MTPanoPredictor",
     "build_mtpano",
     "get_config",
     "load_checkpoint",

@@ -22,7 +22,7 @@ class CheckpointError(RuntimeError):
 class CheckpointMismatchError(CheckpointError):
     """A checkpoint whose keys or shapes do not match the network; ``.report`` lists every difference."""
 
-    def __init__(self, report: "LoadReport"):
+    def __init__(self, report: LoadReport):
         super().__init__(f"checkpoint does not match the network:\n{report}")
         self.report = report
 
@@ -41,8 +41,9 @@ class LoadReport:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def __str__(self) -> str:
-        lines = [f"loaded {self.loaded} tensors; {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                 f"{len(self.mismatched)} with a different shape"]
+        summary = (f"loaded {self.loaded} tensors; {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+                   f"{len(self.mismatched)} with a different shape")
+        lines = [summary]
         lines += [f"  missing: {key}" for key in self.missing]
         lines += [f"  unexpected: {key}" for key in self.unexpected]
         lines += [f"  shape mismatch: {key}: checkpoint {list(got)} vs network {list(want)}"
@@ -55,7 +56,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
     Pickles are read with ``weights_only=True``: a file holding arbitrary Python objects is refused, never run.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
             f"MTPano checkpoint not found: {path}. Download the official weights yourself (CC BY-NC 4.0, see "
@@ -94,7 +95,7 @@ def _is_state_dict(content: Mapping) -> bool:
 
 
 def _strip_prefix(key: str) -> str:
-    return key[len(DATA_PARALLEL_PREFIX):] if key.startswith(DATA_PARALLEL_PREFIX) else key
+    return key.removeprefix(DATA_PARALLEL_PREFIX)
 
 
 def compare_state_dicts(network: Mapping[str, torch.Tensor], checkpoint: Mapping[str, torch.Tensor]) -> LoadReport:

@@ -71,12 +71,15 @@ def export_onnx(
 
 
 class OnnxRuntimeMTPano:
-    """Runs an exported MTPano ONNX file with ONNX Runtime; called like ``MTPano(pixel_values, with_aux=False)``."""
+    """Runs an exported MTPano ONNX file with ONNX Runtime; called like ``MTPano(pixel_values, with_aux=False)``.
 
-    def __init__(self, onnx_path: str | Path, device: str | torch.device = "cpu"):
+    ``threads`` sets ONNX Runtime's intra-op threads (default: its own choice, one per physical core).
+    """
+
+    def __init__(self, onnx_path: str | Path, device: str | torch.device = "cpu", *, threads: int | None = None):
         import onnxruntime as ort
 
-        onnx_path = Path(onnx_path)
+        onnx_path = Path(onnx_path).expanduser()
         if not onnx_path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {onnx_path} (make one with export_onnx)")
         self.device = torch.device(device)
@@ -86,7 +89,10 @@ class OnnxRuntimeMTPano:
                 raise ValueError("device is CUDA but this onnxruntime has no CUDAExecutionProvider "
                                  "(install onnxruntime-gpu)")
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
-        self.session = ort.InferenceSession(str(onnx_path), providers=providers)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         batch, _, height, width = self.session.get_inputs()[0].shape
         self.image_size = (height, width)
         self.fixed_batch = batch if isinstance(batch, int) else None
