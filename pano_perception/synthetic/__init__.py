@@ -9,7 +9,6 @@ from .render import Frame, RenderOptions, render_erp, render_view
 from .scene import CameraPose, Light, Scene, SceneObject
 
 __all__ = [
-    "camera_trajectory", "generate_scene", "sample_camera_poses", "scene_kind",
-    "Frame", "RenderOptions", "render_erp", "render_view",
-    "CameraPose", "Light", "Scene", "SceneObject",
+    "CameraPose", "Frame", "Light", "RenderOptions", "Scene", "SceneObject", "camera_trajectory", "generate_scene",
+    "render_erp", "render_view", "sample_camera_poses", "scene_kind",
 ]

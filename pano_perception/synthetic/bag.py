@@ -16,8 +16,8 @@ Written and read with the pure-Python ``rosbags`` library and its ROS 2 Kilted t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -128,11 +128,12 @@ def frame_messages(frame: Frame, pose: CameraPose, stamp_ns: int, jpeg_quality: 
 
 
 def write_bag(path: Path | str, scene: Scene, poses: list[CameraPose], height: int, *, storage: str = "mcap",
-              rate_hz: float = 10.0, start_ns: int = DEFAULT_START_NS, options: RenderOptions = RenderOptions(),
+              rate_hz: float = 10.0, start_ns: int = DEFAULT_START_NS, options: RenderOptions | None = None,
               jpeg_quality: int = 90, include_normals: bool = True,
               on_frame: Callable[[], None] | None = None) -> list[int]:
     """Render ERP frames of ``height`` x ``2*height`` along ``poses`` and record them to a new rosbag2 at
     ``path`` (a directory; it must not exist). Returns the header stamps (ns) of the frames."""
+    options = options or RenderOptions()
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {sorted(STORAGES)}; got {storage!r}")
     stamps = [start_ns + round(k * 1e9 / rate_hz) for k in range(len(poses))]

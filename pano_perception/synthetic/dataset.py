@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -118,12 +118,13 @@ def read_frame(scene_dir: Path | str, name: str, depth_from: str = "npy") -> dic
 
 
 def write_scene(out_dir: Path | str, scene: Scene, poses: list[CameraPose], height: int,
-                options: RenderOptions = RenderOptions(), jpeg_quality: int | None = None,
+                options: RenderOptions | None = None, jpeg_quality: int | None = None,
                 on_frame: Callable[[], None] | None = None) -> list[str]:
     """Render ERP frames of ``height`` x ``2*height`` at ``poses`` and write them with ``scene.json``.
 
     Frame k's sensor noise uses seed ``options.seed + k``. Returns the frame names.
     """
+    options = options or RenderOptions()
     scene_dir = Path(out_dir) / scene_dir_name(scene.seed)
     scene_dir.mkdir(parents=True, exist_ok=True)
     names = []
@@ -142,7 +143,7 @@ def write_scene(out_dir: Path | str, scene: Scene, poses: list[CameraPose], heig
 
 
 def write_dataset(out_dir: Path | str, n_scenes: int, height: int, *, seed: int = 0, views_per_scene: int = 1,
-                  options: RenderOptions = RenderOptions(), jpeg_quality: int | None = None,
+                  options: RenderOptions | None = None, jpeg_quality: int | None = None,
                   on_frame: Callable[[], None] | None = None) -> Path:
     """Generate scenes ``seed, seed + 1, ..., seed + n_scenes - 1`` with ``views_per_scene`` random free poses
     each and write them under ``out_dir``; returns the path of ``dataset.json``."""

@@ -369,10 +369,10 @@ class _RoomGenerator:
         if place is None:
             return
         c = _pick(self.rng, WOOD_COLORS + PAINT_COLORS)
-        body = self.b.material("cabinet", c, _shade(c, 0.8), scale=float(width / max(1, round(width / 0.45))))
+        body = self.b.material("cabinet", c, _shade(c, 0.8), scale=width / max(1, round(width / 0.45)))
         cab = self.b.object("cabinet", place)
         cab.box([length / 2, 0, height / 2], [length, width, height], body)
-        n_handles = max(1, int(round(width / 0.45)))
+        n_handles = max(1, round(width / 0.45))
         for k in range(n_handles):
             cab.sphere([length + 0.02, (k + 0.5) * width / n_handles - width / 2, height - 0.15], 0.018,
                        self.metal())
@@ -561,7 +561,7 @@ class _RoomGenerator:
         lo, hi = self.boxes[:, 0, :2].min(axis=0), self.boxes[:, 1, :2].max(axis=0)
         span = float(np.linalg.norm(hi - lo))
         light = Light(light_position, intensity=float(rng.uniform(0.75, 1.0)), falloff=0.6 * span,
-                      ambient=float(rng.uniform(0.3, 0.4)))
+                      ambient=float(rng.uniform(0.38, 0.48)))
         return self.b.build(light, (lo[0], hi[0], lo[1], hi[1]), (1.1, min(1.7, self.height - 0.6)))
 
 

@@ -39,7 +39,7 @@ class _StreetGenerator:
         grass_mat = b.material("grass", (0.25 * g, 0.45 * g, 0.15 * g), (0.35 * g, 0.5 * g, 0.2 * g), scale=0.7)
         p = float(rng.uniform(0.55, 0.75))
         walk_mat = b.material("pavement", (p, p * 0.98, p * 0.95), (p * 0.6,) * 3, scale=float(rng.uniform(0.3, 0.5)))
-        a = float(rng.uniform(0.22, 0.33))
+        a = float(rng.uniform(0.28, 0.4))
         road_mat = b.material("asphalt", (a, a, a * 1.03), (a * 0.8,) * 3, scale=self.road_half)
         road = b.new_object("road", is_thing=False)
         walks = [b.new_object("sidewalk", is_thing=False, name=f"sidewalk_{i}") for i in range(2)]

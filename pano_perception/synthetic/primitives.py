@@ -2,10 +2,11 @@
 
 World frame: REP-103 ``map`` (x forward, y left, z up), metres. Every primitive answers, for rays from one
 origin, the first entry distance along unit directions (``intersect``), the surface normal and 2D texture
-coordinates in metres at hit points (``surface``), and its signed distance (``signed_distance``). Faces: each
-primitive has a small table of per-face labels ``labels[face] = (semantic id, instance id, material index)``; the
-face index of a hit picks the row (a box has 6 faces, a cylinder 3, a room shell 6 per box, a ground rectangle
-one per strip).
+coordinates in metres at hit points (``surface``), and its signed distance (``signed_distance``). The ray-facing
+methods take vectors as rows ((3, n) arrays, contiguous per component, for speed); ``signed_distance`` takes
+points (n, 3). Faces: each primitive has a small table of per-face labels
+``labels[face] = (semantic id, instance id, material index)``; the face index of a hit picks the row (a box has
+6 faces, a cylinder 3, a room shell 6 per box, a ground rectangle one per strip).
 """
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ class Primitive:
         """(centre (3,), radius) in metres; radius ``inf`` means every ray is a candidate."""
         raise NotImplementedError
 
+    def aabb(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Exact world axis-aligned bounds (min (3,), max (3,)) in metres; None if unbounded."""
+        return None
+
     def intersect(self, origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First entry distance t (n,) along unit ``dirs`` (3, n) (components as rows) from ``origin`` (3,)
         (``inf`` on a miss) and the face index (n,)."""
@@ -78,7 +83,25 @@ class Primitive:
         raise NotImplementedError
 
 
-class Box(Primitive):
+class _Oriented(Primitive):
+    """A primitive with a local frame: ``centre`` (3,) and ``rotation`` world_from_local (3, 3)."""
+
+    def __init__(self, centre, rotation, labels):
+        super().__init__(labels)
+        self.centre = np.asarray(centre, dtype=np.float64)
+        self.rotation = _as_rotation(rotation)
+        self._local_dirs = _local_directions(self.rotation)
+
+    def _local(self, points):
+        """World points (n, 3) -> local (n, 3)."""
+        return (points - self.centre) @ self.rotation
+
+    def _local_soa(self, points):
+        """World points (3, n) -> local (3, n)."""
+        return self.rotation.T @ (points - self.centre[:, None])
+
+
+class Box(_Oriented):
     """Oriented box: ``centre`` (3,), ``half_size`` (3,), ``rotation`` world_from_local (3, 3).
 
     Faces ``2k`` / ``2k+1`` are the ``-`` / ``+`` faces of local axis k.
@@ -88,24 +111,17 @@ class Box(Primitive):
     n_faces = 6
 
     def __init__(self, centre, half_size, labels, rotation=None):
-        super().__init__(labels)
-        self.centre = np.asarray(centre, dtype=np.float64)
+        super().__init__(centre, rotation, labels)
         self.half_size = np.asarray(half_size, dtype=np.float64)
-        self.rotation = _as_rotation(rotation)
-        self._local_dirs = _local_directions(self.rotation)
         if np.any(self.half_size <= 0):
             raise ValueError("box half sizes must be positive")
 
     def bounding_sphere(self):
         return self.centre, float(np.linalg.norm(self.half_size))
 
-    def _local(self, points):
-        """World points (n, 3) -> local (n, 3)."""
-        return (points - self.centre) @ self.rotation
-
-    def _local_soa(self, points):
-        """World points (3, n) -> local (3, n)."""
-        return self.rotation.T @ (points - self.centre[:, None])
+    def aabb(self):
+        extent = np.abs(self.rotation) @ self.half_size
+        return self.centre - extent, self.centre + extent
 
     def intersect(self, origin, dirs):
         o = self._local(origin)
@@ -145,7 +161,7 @@ class Box(Primitive):
                 "rotation": self.rotation.tolist()}
 
 
-class Cylinder(Primitive):
+class Cylinder(_Oriented):
     """Capped cylinder about its local z axis: ``centre`` (3,), ``radius``, ``half_height``, ``rotation``.
 
     Faces: 0 side, 1 bottom cap (local -z), 2 top cap (local +z).
@@ -155,25 +171,19 @@ class Cylinder(Primitive):
     n_faces = 3
 
     def __init__(self, centre, radius, half_height, labels, rotation=None):
-        super().__init__(labels)
-        self.centre = np.asarray(centre, dtype=np.float64)
+        super().__init__(centre, rotation, labels)
         self.radius = float(radius)
         self.half_height = float(half_height)
-        self.rotation = _as_rotation(rotation)
-        self._local_dirs = _local_directions(self.rotation)
         if self.radius <= 0 or self.half_height <= 0:
             raise ValueError("cylinder radius and half height must be positive")
 
     def bounding_sphere(self):
         return self.centre, math.hypot(self.radius, self.half_height)
 
-    def _local(self, points):
-        """World points (n, 3) -> local (n, 3)."""
-        return (points - self.centre) @ self.rotation
-
-    def _local_soa(self, points):
-        """World points (3, n) -> local (3, n)."""
-        return self.rotation.T @ (points - self.centre[:, None])
+    def aabb(self):
+        axis = self.rotation[:, 2]
+        extent = self.radius * np.sqrt(np.clip(1.0 - axis ** 2, 0.0, None)) + self.half_height * np.abs(axis)
+        return self.centre - extent, self.centre + extent
 
     def intersect(self, origin, dirs):
         o = self._local(origin)
@@ -240,6 +250,9 @@ class Sphere(Primitive):
 
     def bounding_sphere(self):
         return self.centre, self.radius
+
+    def aabb(self):
+        return self.centre - self.radius, self.centre + self.radius
 
     def intersect(self, origin, dirs):
         o = origin - self.centre

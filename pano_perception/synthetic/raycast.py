@@ -1,14 +1,16 @@
 """Vectorised closest-hit ray casting (numpy, float64) of rays sharing one origin against analytic primitives.
 
-Culling: the rays are sorted into a grid of direction bins (longitude x latitude in a frame that fits the bundle);
-each primitive is tested only against the rays of the bins its bounding sphere's angular cap overlaps. So the
-cost is about (number of rays) x (solid angle the primitives cover), not rays x primitives.
+Culling: the rays are sorted into a grid of direction bins (longitude x sin latitude in a frame fitted to the
+bundle, edges at quantiles of the rays); each primitive is tested only against the rays of the bins its bounding
+sphere's angular cap overlaps, and only against rays that have not yet hit something nearer than that sphere
+(primitives are visited front to back). So the cost grows with the solid angle the visible primitives cover, not
+with rays x primitives.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -65,7 +67,7 @@ class _DirectionBins:
         lon = np.arctan2(local[1], local[0])
         z = local[2]
         n_bins = max(1, min(30000, n // _RAYS_PER_BIN))
-        self.n_z = max(1, int(round(math.sqrt(n_bins / (2 if self.wrap else 1)))))
+        self.n_z = max(1, round(math.sqrt(n_bins / (2 if self.wrap else 1))))
         self.n_lon = max(1, n_bins // self.n_z)
         sample = slice(None, None, max(1, n // 20000))
         self.z_edges = np.quantile(z[sample], np.arange(1, self.n_z) / self.n_z)
@@ -143,14 +145,11 @@ def cast_rays(primitives: Sequence[Primitive], origin, dirs: np.ndarray, max_t: 
         near.append((-math.inf if math.isinf(radius) else distance - radius, distance, radius, centre))
     for index in sorted(range(len(primitives)), key=lambda i: near[i][0]):
         nearest, distance, radius, centre = near[index]
-        if math.isinf(radius) or nearest <= 0:
-            candidates = None
-        else:
+        candidates = None  # None: every ray
+        if not math.isinf(radius) and nearest > 0:  # the origin is outside the bounding sphere
             candidates = bins.candidates((centre - origin) / distance, math.asin(radius / distance))
-        if candidates is None:
-            candidates = np.flatnonzero(t_best > nearest) if nearest > -math.inf else None
-        else:
-            candidates = candidates[t_best[candidates] > nearest]
+            candidates = (np.flatnonzero(t_best > nearest) if candidates is None
+                          else candidates[t_best[candidates] > nearest])
         if candidates is None:
             t, face = primitives[index].intersect(origin, sorted_dirs)
             closer = t < t_best
@@ -185,7 +184,7 @@ class SurfaceSample:
     material: np.ndarray
 
 
-def shade_points(primitives: Sequence[Primitive], origin, dirs: np.ndarray, hits: Hits) -> SurfaceSample:
+def sample_surfaces(primitives: Sequence[Primitive], origin, dirs: np.ndarray, hits: Hits) -> SurfaceSample:
     """Hit points, normals facing the origin, texture coordinates and labels for the hits of ``cast_rays``
     (``dirs`` (3, n) as given to it)."""
     origin = np.asarray(origin, dtype=np.float64)

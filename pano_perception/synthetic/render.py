@@ -20,7 +20,7 @@ import numpy as np
 from ..geometry import PerspectiveView, erp_rays
 from ..labels import class_id
 from .materials import sky_color
-from .raycast import SurfaceSample, cast_rays, shade_points
+from .raycast import SurfaceSample, cast_rays, sample_surfaces
 from .scene import CameraPose, Scene
 
 SKY_ID = class_id("sky")
@@ -86,7 +86,7 @@ def _shade(scene: Scene, dirs: np.ndarray, t: np.ndarray, surf: SurfaceSample, p
                              max_t=distance[lit] - (2e-3 + 1e-6 * distance[lit]))
         direct[lit[blockers.mask]] = 0.0
     glowing = emission > 0
-    rgb *= np.where(glowing, emission, light.ambient * (0.85 + 0.15 * normals[2]) + direct)
+    rgb *= np.where(glowing, emission, light.ambient * (0.9 + 0.1 * normals[2]) + direct)  # sky-ish ambient
     if sky.any():
         rgb[:, sky] = sky_color(dirs[:, sky], scene.sun_direction, scene.seed)
     return rgb
@@ -97,7 +97,7 @@ def _render_rays(scene: Scene, pose: CameraPose, rays_cam: np.ndarray, pixel_ang
     """Flat per-ray outputs for unit camera-frame rays (3, n) (float64); vectors come back as (n, 3)."""
     dirs = pose.rotation @ rays_cam
     hits = cast_rays(scene.primitives, pose.position, dirs)
-    surf = shade_points(scene.primitives, pose.position, dirs, hits)
+    surf = sample_surfaces(scene.primitives, pose.position, dirs, hits)
     hit = hits.mask
     rgb = _shade(scene, dirs, np.where(hit, hits.t, np.inf), surf, pixel_angle, options.shadows)
     return {
@@ -137,8 +137,9 @@ def _erp_unit_rays(height: int) -> np.ndarray:
     return rays
 
 
-def render_erp(scene: Scene, pose: CameraPose, height: int, options: RenderOptions = RenderOptions()) -> Frame:
+def render_erp(scene: Scene, pose: CameraPose, height: int, options: RenderOptions | None = None) -> Frame:
     """Equirectangular frame of ``height`` x ``2*height`` pixels; normals in the camera frame."""
+    options = options or RenderOptions()
     width = 2 * height
     out = _render_rays(scene, pose, _erp_unit_rays(height), math.pi / height, options)
     return Frame(
@@ -151,9 +152,10 @@ def render_erp(scene: Scene, pose: CameraPose, height: int, options: RenderOptio
 
 
 def render_view(scene: Scene, pose: CameraPose, view: PerspectiveView,
-                options: RenderOptions = RenderOptions()) -> Frame:
+                options: RenderOptions | None = None) -> Frame:
     """Perspective frame of ``view`` (looking out of the 360-degree camera at ``pose``); normals and z-depth in
     the view's optical frame."""
+    options = options or RenderOptions()
     optical = view.pixel_rays()  # (h, w, 3), z = 1
     norm = np.linalg.norm(optical, axis=-1)
     rays_cam = _unit_soa(optical @ view.rotation.T)

@@ -8,7 +8,6 @@ wall plane), floor and ceiling, and outdoors the road, sidewalks and grass strip
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,14 +28,14 @@ class CameraPose:
     rotation: np.ndarray
 
     @classmethod
-    def from_ypr(cls, position, yaw: float, pitch: float = 0.0, roll: float = 0.0) -> "CameraPose":
+    def from_ypr(cls, position, yaw: float, pitch: float = 0.0, roll: float = 0.0) -> CameraPose:
         """REP-103 angles in radians: ``R = Rz(yaw) Ry(pitch) Rx(roll)``; yaw is counter-clockwise seen from
         above (the ERP longitude of a world direction is minus its yaw relative to the camera)."""
         rotation = rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)
         return cls(np.asarray(position, dtype=np.float64), rotation)
 
     @classmethod
-    def from_json(cls, data: dict) -> "CameraPose":
+    def from_json(cls, data: dict) -> CameraPose:
         rotation = Rotation.from_quat(data["quaternion_xyzw"]).as_matrix()
         return cls(np.asarray(data["position"], dtype=np.float64), rotation)
 
@@ -121,13 +120,13 @@ class Scene:
         }
 
     def _object_aabb(self, obj: SceneObject) -> list | None:
-        """Axis-aligned bounds [[x, y, z] min, max] of an object's bounding spheres (None if unbounded)."""
+        """World axis-aligned bounds [[x, y, z] min, max] of an object in metres (None if unbounded: stuff)."""
         lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
         for index in obj.primitives:
-            centre, radius = self.primitives[index].bounding_sphere()
-            if math.isinf(radius):
+            bounds = self.primitives[index].aabb()
+            if bounds is None:
                 return None
-            lo, hi = np.minimum(lo, centre - radius), np.maximum(hi, centre + radius)
+            lo, hi = np.minimum(lo, bounds[0]), np.maximum(hi, bounds[1])
         return [lo.tolist(), hi.tolist()]
 
 
@@ -151,27 +150,27 @@ class Placement:
 class ObjectBuilder:
     """Adds primitives of one object, given in the object's local frame (see ``Placement``)."""
 
-    def __init__(self, scene: "SceneBuilder", obj: SceneObject, placement: Placement):
+    def __init__(self, scene: SceneBuilder, obj: SceneObject, placement: Placement):
         self._scene, self.obj, self.placement = scene, obj, placement
 
     def _labels(self, material: int) -> list[int]:
         return [self.obj.semantic_id, self.obj.instance_id, material]
 
-    def box(self, centre, size, material: int, local_rotation=None) -> "ObjectBuilder":
+    def box(self, centre, size, material: int, local_rotation=None) -> ObjectBuilder:
         """Box of full ``size`` (x, y, z) metres centred at local ``centre``."""
         prim = Box(self.placement.point(centre), np.asarray(size, dtype=np.float64) / 2, self._labels(material),
                    _clean_rotation(self.placement.rotation(local_rotation)))
         self._scene.add_primitive(prim, self.obj)
         return self
 
-    def cylinder(self, centre, radius: float, height: float, material: int, local_rotation=None) -> "ObjectBuilder":
+    def cylinder(self, centre, radius: float, height: float, material: int, local_rotation=None) -> ObjectBuilder:
         """Cylinder of ``radius`` and full ``height`` along its local z, centred at local ``centre``."""
         prim = Cylinder(self.placement.point(centre), radius, height / 2, self._labels(material),
                         _clean_rotation(self.placement.rotation(local_rotation)))
         self._scene.add_primitive(prim, self.obj)
         return self
 
-    def sphere(self, centre, radius: float, material: int) -> "ObjectBuilder":
+    def sphere(self, centre, radius: float, material: int) -> ObjectBuilder:
         self._scene.add_primitive(Sphere(self.placement.point(centre), radius, self._labels(material)), self.obj)
         return self
 

@@ -1,5 +1,6 @@
 """Same seed, same bytes: scenes, renders, trajectories and written files."""
 import hashlib
+import itertools
 import json
 
 import numpy as np
@@ -47,7 +48,7 @@ def test_trajectory_is_deterministic_and_smooth():
     steps = np.linalg.norm(np.diff([p.position for p in a], axis=0), axis=1)
     assert np.all(steps < 0.15) and np.all(steps > 0.01)  # walking speed at 10 Hz, no jumps
     turns = [np.degrees(np.arccos(np.clip((np.trace(p.rotation.T @ q.rotation) - 1) / 2, -1, 1)))
-             for p, q in zip(a, a[1:])]
+             for p, q in itertools.pairwise(a)]
     assert max(turns) < 15.0
     assert np.all(scene.clearance(np.array([p.position for p in a])) >= 0.29)
 

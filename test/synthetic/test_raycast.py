@@ -6,7 +6,7 @@ import pytest
 
 from pano_perception.geometry import rot_x, rot_y, rot_z
 from pano_perception.synthetic.primitives import Box, Cylinder, GroundRect, RoomShell, Sphere
-from pano_perception.synthetic.raycast import cast_rays, shade_points
+from pano_perception.synthetic.raycast import cast_rays, sample_surfaces
 
 
 def _random_primitives(rng, count=60):
@@ -75,7 +75,7 @@ def test_surface_samples_lie_on_primitives_and_face_the_origin():
     origin = np.array([3.0, 2.0, 1.2])
     dirs = _unit(rng.normal(size=(3, 20000)))
     hits = cast_rays(prims, origin, dirs)
-    surf = shade_points(prims, origin, dirs, hits)
+    surf = sample_surfaces(prims, origin, dirs, hits)
     assert hits.mask.all()
     for i, prim in enumerate(prims):
         rows = hits.primitive == i
@@ -108,3 +108,23 @@ def test_invalid_primitives_are_rejected():
         Sphere([0, 0, 0], 1.0, [[0, 1, 0], [0, 2, 0]])
     with pytest.raises(ValueError):
         Cylinder([0, 0, 0], 1.0, 1.0, [[0, 1, 0]], rotation=np.diag([1.0, 1.0, -1.0]))
+
+
+def test_aabb_is_exact():
+    rng = np.random.default_rng(3)
+    for prim in _random_primitives(rng, 30)[1:]:
+        lo, hi = prim.aabb()
+        # Points on the surface (from rays cast at the primitive from all around) stay inside the bounds ...
+        centre, radius = prim.bounding_sphere()
+        origins = centre + 3 * radius * _unit(rng.normal(size=(3, 40))).T
+        reached_lo, reached_hi = np.full(3, np.inf), np.full(3, -np.inf)
+        for origin in origins:
+            dirs = _unit(centre[:, None] + radius * rng.uniform(-1, 1, size=(3, 4000)) - origin[:, None])
+            hits = cast_rays([prim], origin, dirs)
+            points = origin[:, None] + hits.t[hits.mask] * dirs[:, hits.mask]
+            assert np.all(points.T >= lo - 1e-9) and np.all(points.T <= hi + 1e-9)
+            reached_lo, reached_hi = np.minimum(reached_lo, points.min(axis=1)), np.maximum(reached_hi,
+                                                                                             points.max(axis=1))
+        # ... and come close to every side of them.
+        assert np.all(reached_lo - lo < 0.1 * radius) and np.all(hi - reached_hi < 0.1 * radius)
+    assert GroundRect(0, (-1, 1), (-1, 1), [], [[9, 1, 0]]).aabb() is None
