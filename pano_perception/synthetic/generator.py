@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
 
 from .indoor import generate_indoor
 from .outdoor import generate_outdoor
@@ -11,7 +13,8 @@ from .scene import CameraPose, Scene
 
 KINDS = ("indoor", "outdoor")
 OUTDOOR_FRACTION = 0.25
-MIN_CLEARANCE = 0.3  # metres between the camera (and the column below it) and any surface
+CAMERA_CLEARANCE = 0.5  # metres between the camera centre and any surface
+COLUMN_CLEARANCE = 0.3  # metres between the column below the camera (down to 0.4 m) and any surface
 
 
 def scene_kind(seed: int) -> str:
@@ -28,13 +31,14 @@ def generate_scene(seed: int, kind: str | None = None) -> Scene:
 
 
 def _column_clear(scene: Scene, xy: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """True where a camera at (x, y, z) and the column below it down to 0.4 m keep ``MIN_CLEARANCE``."""
+    """True where a camera at (x, y, z) keeps ``CAMERA_CLEARANCE`` and the column below it down to 0.4 m keeps
+    ``COLUMN_CLEARANCE`` (a robot or a tripod stands there)."""
     xy = np.atleast_2d(xy)
     z = np.broadcast_to(np.asarray(z, dtype=np.float64), (len(xy),))
-    ok = np.ones(len(xy), dtype=bool)
-    for fraction in (0.0, 0.5, 1.0):
+    ok = scene.clearance(np.column_stack([xy, z])) >= CAMERA_CLEARANCE
+    for fraction in (0.0, 0.5):
         h = 0.4 + fraction * (z - 0.4)
-        ok &= scene.clearance(np.column_stack([xy, h])) >= MIN_CLEARANCE
+        ok &= scene.clearance(np.column_stack([xy, h])) >= COLUMN_CLEARANCE
     return ok
 
 
@@ -56,42 +60,103 @@ def sample_camera_poses(scene: Scene, count: int, seed: int = 0, tilt_deg: float
     raise RuntimeError(f"found only {len(poses)} free camera positions in scene {scene.seed}")
 
 
+def _resample(polyline: np.ndarray, step: float) -> np.ndarray:
+    """Points every ``step`` metres of arc length along a polyline (m, 2) (at least its two ends)."""
+    seg = np.linalg.norm(np.diff(polyline, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    at = np.arange(0.0, arc[-1] + 1e-9, step) if arc[-1] > 0 else np.zeros(1)
+    return np.stack([np.interp(at, arc, polyline[:, 0]), np.interp(at, arc, polyline[:, 1])], axis=-1)
+
+
+def _free_grid_route(scene: Scene, rng: np.random.Generator, height: float, length: float) -> np.ndarray | None:
+    """A route (m, 2) through free floor cells (0.1 m grid) at least ``length`` metres long: shortest paths between
+    random far-apart free cells of the largest free region, chained."""
+    res = 0.1
+    x0, x1, y0, y1 = scene.camera_region
+    xs, ys = np.arange(x0 + res / 2, x1, res), np.arange(y0 + res / 2, y1, res)
+    gx, gy = np.meshgrid(xs, ys)
+    free = _column_clear(scene, np.column_stack([gx.ravel(), gy.ravel()]), height).reshape(gx.shape)
+    regions, count = ndimage.label(free, structure=np.ones((3, 3)))
+    if count == 0:
+        return None
+    largest = 1 + int(np.argmax(np.bincount(regions.ravel())[1:]))
+    free = regions == largest
+    index = np.full(free.shape, -1)
+    cells = np.argwhere(free)
+    index[free] = np.arange(len(cells))
+    rows, cols, weights = [], [], []
+    for dv, du in ((0, 1), (1, 0), (1, 1), (1, -1)):  # each undirected edge once; no corner cutting
+        a = cells
+        b = cells + [dv, du]
+        ok = (b[:, 0] < free.shape[0]) & (b[:, 1] >= 0) & (b[:, 1] < free.shape[1])
+        a, b = a[ok], b[ok]
+        ok = free[b[:, 0], b[:, 1]]
+        if dv and du:
+            ok &= free[a[:, 0], b[:, 1]] & free[b[:, 0], a[:, 1]]
+        rows.append(index[a[ok, 0], a[ok, 1]])
+        cols.append(index[b[ok, 0], b[ok, 1]])
+        weights.append(np.full(int(ok.sum()), res * math.hypot(dv, du)))
+    graph = sparse.coo_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+                              shape=(len(cells), len(cells))).tocsr()
+    current = int(rng.integers(len(cells)))
+    route, total = [current], 0.0
+    for _ in range(20):
+        if total >= length:
+            break
+        dist, pred = csgraph.dijkstra(graph, directed=False, indices=current, return_predecessors=True)
+        reachable = np.flatnonzero(np.isfinite(dist) & (dist >= min(1.0, 0.5 * dist[np.isfinite(dist)].max())))
+        if len(reachable) == 0:
+            return None
+        target = int(rng.choice(reachable))
+        path = [target]
+        while path[-1] != current:
+            path.append(int(pred[path[-1]]))
+        route += path[::-1][1:]
+        total += float(dist[target])
+        current = target
+    if total < length:
+        return None
+    return np.column_stack([xs[cells[route, 1]], ys[cells[route, 0]]])
+
+
+def _street_route(scene: Scene, rng: np.random.Generator, height: float, length: float) -> np.ndarray:
+    """A gently weaving line (m, 2) along the street (world x) from a free point."""
+    start = sample_camera_poses(scene, 1, seed=int(rng.integers(1 << 30)))[0].position[:2]
+    heading = rng.choice([-1.0, 1.0])
+    along = np.linspace(0.0, length + 1.0, max(2, int(length / 0.1) + 2))
+    side = rng.uniform(0.1, 0.4) * np.sin(along / rng.uniform(2.0, 4.0))
+    return start + np.column_stack([heading * along, side])
+
+
 def camera_trajectory(scene: Scene, n_frames: int, rate_hz: float = 10.0, seed: int = 0) -> list[CameraPose]:
     """Poses of a camera moving smoothly through free space at walking speed, one every ``1/rate_hz`` s.
 
-    Indoors the path is an ellipse around a free point, outdoors a gently weaving line along the street; the
-    camera looks along its direction of travel (plus a slowly varying offset), height bobbing by a few cm.
+    Indoors the camera follows smoothed shortest paths between random points of the free floor, outdoors a gently
+    weaving line along the street. It looks along its direction of travel (turning smoothly, plus a slow
+    look-around), its height bobbing by 2 cm; every pose keeps the camera clearances.
     """
     rng = np.random.default_rng([scene.seed, seed, 3])
-    times = np.arange(n_frames) / rate_hz
-    dense = np.linspace(0.0, times[-1] if n_frames > 1 else 0.0, max(4 * n_frames, 8))
-    speed = 0.6 if scene.kind == "indoor" else 1.3
-    for _ in range(300):
-        start = sample_camera_poses(scene, 1, seed=int(rng.integers(1 << 30)))[0].position
-        if scene.kind == "indoor":
-            radii = rng.uniform(0.2, 1.5, size=2)
-            phase, direction = rng.uniform(0, 2 * math.pi), rng.choice([-1.0, 1.0])
-            omega = direction * speed / radii.mean()
-
-            def path(t, start=start, radii=radii, phase=phase, omega=omega):
-                a = phase + omega * t
-                centre = start[:2] - radii * [math.cos(phase), math.sin(phase)]
-                return centre + np.stack([radii[0] * np.cos(a), radii[1] * np.sin(a)], axis=-1)
-        else:
-            heading = rng.choice([0.0, math.pi]) + rng.uniform(-0.1, 0.1)
-            sway = rng.uniform(0.1, 0.4)
-
-            def path(t, start=start, heading=heading, sway=sway):
-                along = speed * t
-                side = sway * np.sin(0.5 * t)
-                return start[:2] + np.stack([along * math.cos(heading) - side * math.sin(heading),
-                                             along * math.sin(heading) + side * math.cos(heading)], axis=-1)
-        if not _column_clear(scene, path(dense), start[2]).all():
+    speed = 0.5 if scene.kind == "indoor" else 1.3
+    duration = (n_frames - 1) / rate_hz
+    step = 0.02  # metres between dense samples of the smoothed path
+    for _ in range(30):
+        height = float(rng.uniform(*scene.camera_heights))
+        route = (_free_grid_route if scene.kind == "indoor" else _street_route)(scene, rng, height,
+                                                                               speed * duration + 0.2)
+        if route is None:
             continue
-        eps = 1e-3
-        velocity = (path(times + eps) - path(times - eps)) / (2 * eps)
-        yaw = np.arctan2(velocity[:, 1], velocity[:, 0]) + 0.3 * np.sin(0.4 * times + rng.uniform(0, 6))
-        height = start[2] + 0.02 * np.sin(2 * math.pi * 1.8 * times)
-        xy = path(times)
-        return [CameraPose.from_ypr([x, y, h], a) for (x, y), h, a in zip(xy, height, yaw)]
+        for smoothing in (0.3, 0.15, 0.05):  # metres; smoothing cuts corners, so try less if it hits something
+            dense = ndimage.gaussian_filter1d(_resample(route, step), smoothing / step, axis=0, mode="nearest")
+            dense = _resample(dense, step)
+            if len(dense) * step < speed * duration or not _column_clear(scene, dense, height + 0.02).all():
+                continue
+            t_dense = np.arange(len(dense)) * step / speed
+            times = np.arange(n_frames) / rate_hz
+            tangent = np.gradient(dense, axis=0)
+            heading = ndimage.gaussian_filter1d(np.unwrap(np.arctan2(tangent[:, 1], tangent[:, 0])),
+                                                0.8 * speed / step, mode="nearest")
+            yaw = np.interp(times, t_dense, heading) + 0.25 * np.sin(0.4 * times + rng.uniform(0, 2 * math.pi))
+            x, y = np.interp(times, t_dense, dense[:, 0]), np.interp(times, t_dense, dense[:, 1])
+            z = height + 0.02 * np.sin(2 * math.pi * 1.8 * times)
+            return [CameraPose.from_ypr([px, py, pz], a) for px, py, pz, a in zip(x, y, z, yaw)]
     raise RuntimeError(f"no free trajectory found in scene {scene.seed}")

@@ -50,7 +50,7 @@ def test_trajectory_is_deterministic_and_smooth():
     turns = [np.degrees(np.arccos(np.clip((np.trace(p.rotation.T @ q.rotation) - 1) / 2, -1, 1)))
              for p, q in itertools.pairwise(a)]
     assert max(turns) < 15.0
-    assert np.all(scene.clearance(np.array([p.position for p in a])) >= 0.29)
+    assert np.all(scene.clearance(np.array([p.position for p in a])) >= 0.45)
 
 
 def test_written_files_are_byte_identical(tmp_path):
