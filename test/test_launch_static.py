@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from pano_perception.resources import node_parameters
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -22,16 +24,6 @@ def entry_points() -> set[str]:
     scripts = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
                and isinstance(node.value, str) and re.match(r"^[\w-]+ = pano_perception[\w.]*:\w+$", node.value)]
     return {s.split(" = ")[0] for s in scripts}
-
-
-def flatten(params: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def test_every_argument_has_a_default_and_a_description():
@@ -74,8 +66,7 @@ def test_every_yaml_parameter_is_declared_by_its_node():
     from pano_perception.ros.dense_node import PARAMETERS
 
     declared = {p.name: p for p in PARAMETERS}
-    config = yaml.safe_load((REPO / "config" / "dense.yaml").read_text())
-    params = flatten(config["/**/dense_node"]["ros__parameters"])
+    params = node_parameters(REPO / "config" / "dense.yaml", "dense_node")
     assert set(params) == set(declared), set(params) ^ set(declared)
     for name, value in params.items():
         default = declared[name].default

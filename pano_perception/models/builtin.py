@@ -26,3 +26,13 @@ def resolve_mtpano(config: str, checkpoint: str) -> tuple[str, str | None]:
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint file not found: {checkpoint}")
     return config, checkpoint
+
+
+def load_mtpano_predictor(config: str = "builtin", checkpoint: str = "", *, device: str = "cpu",
+                          precision: str = "fp32", backend: str = "torch", onnx_path: str = ""):
+    """An MTPanoPredictor from node/CLI settings (``builtin`` = the shipped model); errors name the cause."""
+    from .mtpano.predictor import MTPanoPredictor
+
+    config, checkpoint = resolve_mtpano(config, checkpoint)
+    return MTPanoPredictor(config, checkpoint, device=device, precision=precision, backend=backend,
+                           onnx_path=onnx_path or None)

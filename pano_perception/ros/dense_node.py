@@ -124,16 +124,15 @@ class DenseNode(LifecycleNode):
 
     # ----- model -----
     def _load_model(self):
-        from ..models.builtin import resolve_mtpano
-        from ..models.mtpano.predictor import MTPanoPredictor
         import torch
+
+        from ..models.builtin import load_mtpano_predictor
 
         if self.params["num_threads"] > 0:
             torch.set_num_threads(self.params["num_threads"])
-        config, checkpoint = resolve_mtpano(self.params["model.config"], self.params["model.checkpoint"])
-        return MTPanoPredictor(config, checkpoint, device=self.params["device"],
-                               precision=self.params["precision"], backend=self.params["model.backend"],
-                               onnx_path=self.params["model.onnx_path"] or None)
+        return load_mtpano_predictor(self.params["model.config"], self.params["model.checkpoint"],
+                                     device=self.params["device"], precision=self.params["precision"],
+                                     backend=self.params["model.backend"], onnx_path=self.params["model.onnx_path"])
 
     def _describe_model(self) -> str:
         if self._predictor is None:
