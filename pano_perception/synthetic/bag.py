@@ -12,6 +12,8 @@ Written and read with the pure-Python ``rosbags`` library and its ROS 2 Kilted t
 - ``/ground_truth/pose`` geometry_msgs/PoseStamped of ``camera_link`` in ``map``;
 - ``/tf`` tf2_msgs/TFMessage ``odom`` -> ``camera_link``; ``/tf_static`` ``map`` -> ``odom`` (identity, once,
   transient-local QoS).
+
+The bag's metadata ``custom_data`` names the scene (seed, kind) and which instance ids are objects ("things").
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -146,6 +149,10 @@ def write_bag(path: Path | str, scene: Scene, poses: list[CameraPose], height: i
         def write(key: str, stamp_ns: int, msg) -> None:
             writer.write(connections[key], stamp_ns, TYPESTORE.serialize_cdr(msg, TOPICS[key][1]))
 
+        writer.set_custom_data("pano_perception.scene_seed", str(scene.seed))
+        writer.set_custom_data("pano_perception.scene_kind", scene.kind)
+        writer.set_custom_data("pano_perception.thing_instances",
+                               ",".join(str(o.instance_id) for o in scene.objects if o.is_thing))
         identity = CameraPose(np.zeros(3), np.eye(3))
         write("tf_static", start_ns, _msg["tf2_msgs/msg/TFMessage"](
             transforms=[_transform(MAP_FRAME, ODOM_FRAME, start_ns, identity)]))
@@ -156,6 +163,13 @@ def write_bag(path: Path | str, scene: Scene, poses: list[CameraPose], height: i
             if on_frame is not None:
                 on_frame()
     return stamps
+
+
+def bag_custom_data(path: Path | str) -> dict[str, str]:
+    """The ``custom_data`` of a rosbag2's metadata.yaml (``write_bag`` stores ``pano_perception.scene_seed``,
+    ``.scene_kind`` and ``.thing_instances``: comma-separated instance ids of objects, not stuff)."""
+    metadata = yaml.safe_load((Path(path) / "metadata.yaml").read_text())
+    return dict(metadata["rosbag2_bagfile_information"].get("custom_data") or {})
 
 
 def read_bag(path: Path | str) -> list[tuple[str, int, object]]:

@@ -5,8 +5,8 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
 from pano_perception.synthetic import camera_trajectory, generate_scene, render_erp
-from pano_perception.synthetic.bag import (DEFAULT_START_NS, JPEG_FORMAT, TOPICS, image_message, image_to_numpy,
-                                           read_bag, write_bag)
+from pano_perception.synthetic.bag import (DEFAULT_START_NS, JPEG_FORMAT, TOPICS, bag_custom_data, image_message,
+                                           image_to_numpy, read_bag, write_bag)
 
 HEIGHT, FRAMES = 24, 4
 
@@ -40,8 +40,13 @@ def test_bags_have_the_expected_topics_and_counts(recording):
 
 
 def test_mcap_and_sqlite3_hold_the_same_messages(recording):
-    _, _, root, _ = recording
+    scene, _, root, _ = recording
     assert _raw(root / "mcap") == _raw(root / "sqlite3")
+    for storage in ("mcap", "sqlite3"):
+        custom = bag_custom_data(root / storage)
+        assert custom["pano_perception.scene_seed"] == "3" and custom["pano_perception.scene_kind"] == "indoor"
+        things = [int(i) for i in custom["pano_perception.thing_instances"].split(",")]
+        assert things == [o.instance_id for o in scene.objects if o.is_thing]
 
 
 def test_messages_match_the_rendered_frames(recording):
