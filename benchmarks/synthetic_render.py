@@ -43,7 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"ERP {args.height}x{2 * args.height}, 1 thread, median of {args.repeats}")
-    print(f"{'seed':>4} {'kind':8} {'prims':>5} | {'shadows: wall':>13} {'cpu':>6} | {'no shadows: wall':>16} {'cpu':>6}")
+    print(f"{'seed':>4} {'kind':8} {'prims':>5} | {'shadows: wall':>13} {'cpu':>6} |"
+          f" {'no shadows: wall':>16} {'cpu':>6}")
     rows = []
     for seed in SEEDS:
         scene = generate_scene(seed)
@@ -53,9 +54,9 @@ def main() -> None:
         rows.append((full, fast))
         print(f"{seed:>4} {scene.kind:8} {len(scene.primitives):>5} | {full[0]:>12.3f}s {full[1]:>5.3f}s |"
               f" {fast[0]:>15.3f}s {fast[1]:>5.3f}s")
-    print(f"median per frame: shadows {statistics.median(r[0][0] for r in rows):.3f} s wall "
-          f"({statistics.median(r[0][1] for r in rows):.3f} s cpu); no shadows "
-          f"{statistics.median(r[1][0] for r in rows):.3f} s wall ({statistics.median(r[1][1] for r in rows):.3f} s cpu)")
+    (wall, cpu), (fast_wall, fast_cpu) = ([statistics.median(r[k][i] for r in rows) for i in (0, 1)] for k in (0, 1))
+    print(f"median per frame: shadows {wall:.3f} s wall ({cpu:.3f} s cpu); "
+          f"no shadows {fast_wall:.3f} s wall ({fast_cpu:.3f} s cpu)")
 
 
 if __name__ == "__main__":

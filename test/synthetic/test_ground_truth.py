@@ -24,8 +24,9 @@ def _residual_and_gradient(scene, points, instance):
             sdf = prim.signed_distance(points[rows])
             better = np.abs(sdf) < residual[rows]
             eps = 1e-6
-            grad = np.stack([(prim.signed_distance(points[rows] + eps * e) - prim.signed_distance(points[rows] - eps * e))
-                             / (2 * eps) for e in np.eye(3)], axis=-1)
+            p = points[rows]
+            grad = np.stack([(prim.signed_distance(p + eps * e) - prim.signed_distance(p - eps * e)) / (2 * eps)
+                             for e in np.eye(3)], axis=-1)
             residual[rows[better]] = np.abs(sdf[better])
             gradient[rows[better]] = grad[better]
     return residual, gradient
