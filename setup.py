@@ -29,6 +29,7 @@ setup(
         "console_scripts": [
             "pano-perception = pano_perception.cli.main:main",
             "dense_node = pano_perception.ros.dense_node:main",
+            "sap_node = pano_perception.ros.sap_node:main",
         ],
     },
 )

@@ -1,6 +1,7 @@
-"""Start pano_perception on a robot: the dense node (and RViz) on a 360-degree camera's ERP image.
+"""Start pano_perception on a robot: the dense node, optionally SAP (and RViz) on a 360-degree camera's ERP image.
 
     ros2 launch pano_perception pano.launch.py image_topic:=/theta/image_raw rviz:=true
+    ros2 launch pano_perception pano.launch.py enable_sap:=true sap_checkpoint:=/models/sam2.1_hiera_tiny.pt
 
 Arguments are listed in ARGUMENTS (name, default, description); docs/NODES.md explains topics and parameters.
 The launch imports stay inside generate_launch_description() so the tests can read this file without launch.
@@ -17,11 +18,17 @@ ARGUMENTS = [
     ("dense_config", "", "Parameter file of the dense node (empty: the installed config/dense.yaml)"),
     ("dense_model", "builtin", "MTPano configuration: 'builtin' (shipped weights) or 'large' (official)"),
     ("dense_checkpoint", "", "Official MTPano checkpoint (.pth/.safetensors) when dense_model is not builtin"),
+    ("enable_sap", "false", "Also start sap_node (promptable panoramic instance segmentation, docs/SAP.md)"),
+    ("sap_config", "", "Parameter file of sap_node (empty: the installed config/sap.yaml)"),
+    ("sap_backend", "sam2", "SAP backend: 'sam2' (the official sam2 package)"),
+    ("sap_model", "tiny", "SAP backend configuration (sam2: tiny, small, base+, large)"),
+    ("sap_checkpoint", "", "SAP backend weights (sam2: the official sam2.1 .pt)"),
+    ("sap_frame_size", "1024", "Side of SAP's square scan frames in pixels (SAM2's input size)"),
     ("use_sim_time", "false", "Use /clock (bag replay with pano-perception play)"),
     ("rviz", "false", "Start RViz with the installed rviz/pano.rviz"),
 ]
 
-EXECUTABLES = ("dense_node",)
+EXECUTABLES = ("dense_node", "sap_node")
 
 
 def generate_launch_description():
@@ -54,6 +61,30 @@ def generate_launch_description():
         }],
         remappings=[("image", arg("image_topic")), ("image/compressed", [arg("image_topic"), "/compressed"])],
     )
+    default_sap_config = os.path.join(share, "config", "sap.yaml")
+    sap_config = PythonExpression(["'", arg("sap_config"), "' or '", default_sap_config, "'"])
+    sap = Node(
+        package="pano_perception",
+        executable="sap_node",
+        name="sap_node",
+        namespace=arg("namespace"),
+        output="screen",
+        parameters=[sap_config, {
+            "device": arg("device"),
+            "precision": arg("precision"),
+            "input_compressed": PythonExpression(["'", arg("compressed"), "'.lower() == 'true'"]),
+            "model.backend": arg("sap_backend"),
+            "model.config": arg("sap_model"),
+            "model.checkpoint": arg("sap_checkpoint"),
+            "scan.frame_size": PythonExpression([arg("sap_frame_size")]),
+            "use_sim_time": sim_time,
+            "autostart": True,
+        }],
+        # depth comes from the dense node in the same namespace; clicks from rqt_image_view on the overlay.
+        remappings=[("image", arg("image_topic")), ("image/compressed", [arg("image_topic"), "/compressed"]),
+                    ("prompt/click", "instances/color_mouse_left")],
+        condition=IfCondition(arg("enable_sap")),
+    )
     rviz = Node(
         package="rviz2",
         executable="rviz2",
@@ -63,4 +94,4 @@ def generate_launch_description():
     )
     declared = [DeclareLaunchArgument(name, default_value=default, description=description)
                 for name, default, description in ARGUMENTS]
-    return LaunchDescription(declared + [dense, rviz])
+    return LaunchDescription(declared + [dense, sap, rviz])

@@ -272,7 +272,7 @@ class PromptSession:
 
     def __init__(self):
         self.objects: list[ObjectPrompts] = []
-        self._history: list[tuple[str, int]] = []  # ("point" | "box" | "new", object id)
+        self._history: list[tuple[str, int]] = []  # ("point" | "new", object id); a box comes with its "new"
         self._next_id = 1
         self._current: int | None = None
 
@@ -303,10 +303,9 @@ class PromptSession:
         return self._current
 
     def add_box(self, box: BoxPrompt) -> int:
-        """A box always starts a new object (SAM takes one box per object). Returns its id."""
+        """A box always starts a new object (SAM takes one box per object); one undo removes both. Returns its id."""
         object_id = self.new_object()
         self._object(object_id).box = box
-        self._history.append(("box", object_id))
         return object_id
 
     def undo(self) -> bool:
@@ -317,8 +316,6 @@ class PromptSession:
         obj = self._object(object_id)
         if kind == "point":
             obj.points.pop()
-        elif kind == "box":
-            obj.box = None
         else:
             self.objects.remove(obj)
             self._next_id = object_id
