@@ -5,7 +5,9 @@ for every type used), not rclpy's; the layouts match pano_perception.ros.convers
 """
 from __future__ import annotations
 
+import struct
 import sys
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -118,30 +120,123 @@ class BagMessage:
     msg: object
 
 
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
+_OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK = 0x03, 0x04, 0x05, 0x06
+
+
+class _CutMcap:
+    """Sequential reader of an MCAP file without its summary (a recording cut off): schemas, channels and
+    messages are taken from the records in file order, up to the first incomplete one."""
+
+    def __init__(self, path: Path):
+        from rosbags.rosbag2.storage_mcap import decompress
+
+        self._decompress = decompress
+        self.path = path
+        self.channels: dict[int, tuple[str, str]] = {}  # id -> (topic, msgtype)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.stop_reason: str | None = None
+        with open(path, "rb") as f:
+            if f.read(8) != _MCAP_MAGIC:
+                raise BagError(f"{path} is not an MCAP file")
+        for _ in self.records():  # first pass: channels and counts
+            pass
+
+    def records(self) -> Iterator[tuple[int, int, bytes]]:
+        """(channel id, log time ns, CDR bytes) of every complete message record."""
+        schemas: dict[int, str] = {}
+        data = self.path.read_bytes()
+        for opcode, body in self._walk(data, 8, top_level=True):
+            if opcode == _OP_CHUNK:
+                (size,) = struct.unpack_from("<Q", body, 16)
+                compression, pos = self._string(body, 28)
+                (length,) = struct.unpack_from("<Q", body, pos)
+                payload = body[pos + 8:pos + 8 + length]
+                if len(payload) < length and compression:
+                    return  # a cut compressed chunk cannot be decoded
+                # A cut uncompressed chunk still holds every record before the cut.
+                records = payload if len(payload) < length else self._decompress(payload, compression, size, 0)
+                inner = self._walk(records, 0, top_level=False)
+            else:
+                inner = [(opcode, body)]
+            for op, rec in inner:
+                if op == _OP_SCHEMA:
+                    (schema_id,) = struct.unpack_from("<H", rec, 0)
+                    schemas[schema_id], _ = self._string(rec, 2)
+                elif op == _OP_CHANNEL:
+                    channel_id, schema_id = struct.unpack_from("<HH", rec, 0)
+                    topic, _ = self._string(rec, 4)
+                    self.channels[channel_id] = (topic, schemas.get(schema_id, ""))
+                elif op == _OP_MESSAGE:
+                    channel_id, _, log_time = struct.unpack_from("<HIQ", rec, 0)
+                    self.counts[self.channels[channel_id][0]] += 1 if not self._counted else 0
+                    yield channel_id, log_time, bytes(rec[22:])
+        self._counted = True
+
+    _counted = False
+
+    def _walk(self, data: bytes, pos: int, top_level: bool):
+        while pos + 9 <= len(data):
+            opcode, length = struct.unpack_from("<BQ", data, pos)
+            if pos + 9 + length > len(data):
+                if top_level:
+                    self.stop_reason = f"record at byte {pos} needs {length} bytes, the file ends first"
+                    if opcode == _OP_CHUNK:
+                        yield opcode, memoryview(data)[pos + 9:]
+                return
+            yield opcode, memoryview(data)[pos + 9:pos + 9 + length]
+            pos += 9 + length
+        if top_level and pos < len(data):
+            self.stop_reason = f"file ends inside a record header at byte {pos}"
+
+    @staticmethod
+    def _string(body, pos: int) -> tuple[str, int]:
+        (length,) = struct.unpack_from("<I", body, pos)
+        return bytes(body[pos + 4:pos + 4 + length]).decode(), pos + 4 + length
+
+
 class BagReader:
     """Reads a rosbag2 folder or file (mcap or sqlite3); errors name the bag and the cause.
 
     ``messages`` stops at the first unreadable record of a truncated or corrupt bag and records why in
-    ``error``, so callers keep everything read before it.
+    ``error``, so callers keep everything read before it. An MCAP file cut off mid-recording (no summary) is
+    read record by record up to where it ends.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.error: str | None = None
+        self._reader = self._cut = None
         if not self.path.exists():
             raise BagError(f"bag not found: {self.path}")
         try:
             self._reader = AnyReader([self.path], default_typestore=TYPESTORE)
             self._reader.open()
         except Exception as exc:
-            raise BagError(f"cannot open bag {self.path}: {exc}") from exc
-        self.error: str | None = None
+            mcap = self._lone_mcap()
+            if mcap is None:
+                raise BagError(f"cannot open bag {self.path}: {exc}") from exc
+            self._reader = None
+            self._cut = _CutMcap(mcap)
+            self.error = (f"bag {self.path} is truncated or corrupt ({exc}); read record by record: "
+                          f"{self._cut.stop_reason or 'no complete summary'}")
+
+    def _lone_mcap(self) -> Path | None:
+        if self.path.is_file():
+            return self.path if self.path.suffix == ".mcap" else None
+        files = sorted(self.path.glob("*.mcap"))
+        return files[0] if len(files) == 1 else None
 
     @property
     def topics(self) -> dict[str, str]:
         """topic -> message type."""
+        if self._cut is not None:
+            return dict(self._cut.channels.values())
         return {c.topic: c.msgtype for c in self._reader.connections}
 
     def message_count(self, topic: str) -> int:
+        if self._cut is not None:
+            return self._cut.counts.get(topic, 0)
         return sum(c.msgcount for c in self._reader.connections if c.topic == topic)
 
     def require(self, topic: str, types: tuple[str, ...]) -> None:
@@ -154,6 +249,12 @@ class BagReader:
 
     def messages(self, topics: list[str]) -> Iterator[BagMessage]:
         """Messages of ``topics`` in log-time order, deserialised; stops (setting ``error``) at corruption."""
+        if self._cut is not None:
+            for channel_id, log_time, raw in self._cut.records():
+                topic, msgtype = self._cut.channels[channel_id]
+                if topic in topics:
+                    yield BagMessage(topic, log_time, TYPESTORE.deserialize_cdr(raw, msgtype))
+            return
         connections = [c for c in self._reader.connections if c.topic in topics]
         iterator = self._reader.messages(connections=connections)
         while True:
@@ -168,7 +269,8 @@ class BagReader:
             yield BagMessage(connection.topic, timestamp, msg)
 
     def close(self) -> None:
-        self._reader.close()
+        if self._reader is not None:
+            self._reader.close()
 
     def __enter__(self):
         return self

@@ -104,6 +104,9 @@ def write_report(result: ReplayResult, folder: str | Path) -> Path:
              f"over {result.wall_s:.1f} s (bag span {result.bag_duration_s:.1f} s).", ""]
     if result.bag_error:
         lines += [f"**Bag error:** {result.bag_error} — the results cover the part read before it.", ""]
+    if figures:  # the report opens with pictures of the first frame
+        index, tiles = figures[0]
+        lines += [f"## Frame {index}", ""] + [f"![{name}]({file})" for name, file in tiles.items()] + [""]
     lines += ["## Accuracy against the bag's ground truth", "", "| task | metric | value |", "|---|---|---|"]
     for task, values in result.metrics.items():
         for name, value in values.items():
@@ -113,7 +116,7 @@ def write_report(result: ReplayResult, folder: str | Path) -> Path:
         lines.append(f"| {stage} | {q['p50']:.1f} | {q['p95']:.1f} | {q['max']:.1f} |")
     if plot:
         lines += ["", f"![latency]({plot})"]
-    for index, tiles in figures:
+    for index, tiles in figures[1:]:
         lines += ["", f"## Frame {index}", ""] + [f"![{name}]({file})" for name, file in tiles.items()]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 

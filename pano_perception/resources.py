@@ -17,7 +17,7 @@ def share_path(relative: str) -> Path:
             candidate = Path(get_package_share_directory("pano_perception")) / relative
             if candidate.exists():
                 return candidate
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # not installed, or no AMENT_PREFIX_PATH at all
             pass
     except ImportError:
         pass

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # Each module defines add_parser(subparsers) and run(args) -> int.
-SUBCOMMANDS = ["demo", "synth"]
+SUBCOMMANDS = ["demo", "infer", "play", "replay", "synth"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,10 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..bagio import BagError
+    from ..models.mtpano.checkpoint import CheckpointError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError, BagError, CheckpointError) as exc:
         print(f"pano-perception {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,39 @@
+"""Arguments shared by the subcommands that run the models, read from the dense node's parameter file."""
+from __future__ import annotations
+
+import argparse
+
+from ..dense import DenseOptions
+from ..resources import node_parameters, share_path
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model (defaults: the dense node's parameter file)")
+    group.add_argument("--params", default=None,
+                       help="dense node parameter YAML (default: the installed config/dense.yaml)")
+    group.add_argument("--model", default=None, help="MTPano config: builtin, large, small-cpu, ...")
+    group.add_argument("--checkpoint", default=None, help="official MTPano .pth/.safetensors")
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
+    group.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"))
+
+
+def dense_settings(args) -> dict[str, object]:
+    """The dense node's parameters from ``--params`` (or the installed file), overridden by the flags."""
+    params = node_parameters(args.params or share_path("config/dense.yaml"), "dense_node")
+    overrides = {"model.config": args.model, "model.checkpoint": args.checkpoint, "device": args.device,
+                 "precision": args.precision}
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    return params
+
+
+def load_predictor(params: dict):
+    from ..models.builtin import load_mtpano_predictor
+
+    return load_mtpano_predictor(params["model.config"], params["model.checkpoint"], device=params["device"],
+                                 precision=params["precision"], backend=params["model.backend"],
+                                 onnx_path=params["model.onnx_path"])
+
+
+def dense_options(params: dict) -> DenseOptions:
+    return DenseOptions(decimation=params["points.decimation"], min_range=params["points.min_range"],
+                        max_range=params["points.max_range"], semantic_alpha=params["semantic.alpha"])
