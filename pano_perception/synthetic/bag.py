@@ -25,13 +25,13 @@ import cv2
 import numpy as np
 import yaml
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.rosbag2 import Reader, Writer
+
+from ..bagio import STORAGES, TYPESTORE, header, image_message
 
 from .render import Frame, RenderOptions, render_erp
 from .scene import CameraPose, Scene
 
-TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 CAMERA_FRAME, ODOM_FRAME, MAP_FRAME = "camera_link", "odom", "map"
 DEFAULT_START_NS = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
 JPEG_FORMAT = "rgb8; jpeg compressed bgr8"
@@ -46,51 +46,16 @@ TOPICS = {
     "tf": ("/tf", "tf2_msgs/msg/TFMessage"),
     "tf_static": ("/tf_static", "tf2_msgs/msg/TFMessage"),
 }
-STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-_ENCODINGS = {"rgb8": (np.uint8, 3), "mono8": (np.uint8, 1), "mono16": (np.uint16, 1), "32FC1": (np.float32, 1),
-              "32FC3": (np.float32, 3)}
 _LATCHED = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, QosTime(0, 0),
                QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)
 
 _msg = TYPESTORE.types
 
 
-def _header(stamp_ns: int, frame_id: str):
-    return _msg["std_msgs/msg/Header"](
-        stamp=_msg["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
-
-
-def image_message(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = CAMERA_FRAME):
-    """sensor_msgs/Image of an (H, W[, C]) array in ``encoding`` (little-endian)."""
-    dtype, channels = _ENCODINGS[encoding]
-    data = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
-    height, width = data.shape[:2]
-    if (data.shape[2] if data.ndim == 3 else 1) != channels:
-        raise ValueError(f"{encoding} needs {channels} channel(s); got shape {array.shape}")
-    return _msg["sensor_msgs/msg/Image"](
-        header=_header(stamp_ns, frame_id), height=height, width=width, encoding=encoding, is_bigendian=0,
-        step=width * channels * data.dtype.itemsize, data=data.reshape(-1).view(np.uint8))
-
-
-def image_to_numpy(msg) -> np.ndarray:
-    """(H, W[, C]) array of a sensor_msgs/Image in one of rgb8, mono8, mono16, 32FC1, 32FC3, or RGB uint8 of a
-    JPEG/PNG sensor_msgs/CompressedImage."""
-    if msg.__msgtype__ == "sensor_msgs/msg/CompressedImage":
-        bgr = cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"cannot decode a CompressedImage of format {msg.format!r}")
-        return np.ascontiguousarray(bgr[..., ::-1])
-    dtype, channels = _ENCODINGS[msg.encoding]
-    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
-    pixels = rows[:, : msg.width * channels * dt.itemsize].copy().view(dt).astype(dtype)
-    return pixels.reshape(msg.height, msg.width, channels) if channels > 1 else pixels
-
-
 def _transform(parent: str, child: str, stamp_ns: int, pose: CameraPose):
     x, y, z, w = pose.quaternion_xyzw
     return _msg["geometry_msgs/msg/TransformStamped"](
-        header=_header(stamp_ns, parent), child_frame_id=child,
+        header=header(stamp_ns, parent), child_frame_id=child,
         transform=_msg["geometry_msgs/msg/Transform"](
             translation=_msg["geometry_msgs/msg/Vector3"](x=float(pose.position[0]), y=float(pose.position[1]),
                                                           z=float(pose.position[2])),
@@ -100,7 +65,7 @@ def _transform(parent: str, child: str, stamp_ns: int, pose: CameraPose):
 def _pose_stamped(stamp_ns: int, pose: CameraPose):
     x, y, z, w = pose.quaternion_xyzw
     return _msg["geometry_msgs/msg/PoseStamped"](
-        header=_header(stamp_ns, MAP_FRAME),
+        header=header(stamp_ns, MAP_FRAME),
         pose=_msg["geometry_msgs/msg/Pose"](
             position=_msg["geometry_msgs/msg/Point"](x=float(pose.position[0]), y=float(pose.position[1]),
                                                      z=float(pose.position[2])),
@@ -114,16 +79,16 @@ def frame_messages(frame: Frame, pose: CameraPose, stamp_ns: int, jpeg_quality: 
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     messages = [
-        ("image", image_message(frame.rgb, "rgb8", stamp_ns)),
-        ("compressed", _msg["sensor_msgs/msg/CompressedImage"](header=_header(stamp_ns, CAMERA_FRAME),
+        ("image", image_message(frame.rgb, "rgb8", header(stamp_ns, CAMERA_FRAME))),
+        ("compressed", _msg["sensor_msgs/msg/CompressedImage"](header=header(stamp_ns, CAMERA_FRAME),
                                                                format=JPEG_FORMAT, data=jpeg.reshape(-1))),
-        ("depth", image_message(frame.depth, "32FC1", stamp_ns)),
+        ("depth", image_message(frame.depth, "32FC1", header(stamp_ns, CAMERA_FRAME))),
     ]
     if include_normals:
-        messages.append(("normals", image_message(frame.normals, "32FC3", stamp_ns)))
+        messages.append(("normals", image_message(frame.normals, "32FC3", header(stamp_ns, CAMERA_FRAME))))
     messages += [
-        ("semantic", image_message(frame.semantic, "mono8", stamp_ns)),
-        ("instances", image_message(frame.instance, "mono16", stamp_ns)),
+        ("semantic", image_message(frame.semantic, "mono8", header(stamp_ns, CAMERA_FRAME))),
+        ("instances", image_message(frame.instance, "mono16", header(stamp_ns, CAMERA_FRAME))),
         ("pose", _pose_stamped(stamp_ns, pose)),
         ("tf", _msg["tf2_msgs/msg/TFMessage"](transforms=[_transform(ODOM_FRAME, CAMERA_FRAME, stamp_ns, pose)])),
     ]

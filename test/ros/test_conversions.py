@@ -1,5 +1,4 @@
 """Image / CompressedImage / PointCloud2 conversions against real sensor_msgs messages."""
-import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image

@@ -5,8 +5,8 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
 from pano_perception.synthetic import camera_trajectory, generate_scene, render_erp
-from pano_perception.synthetic.bag import (DEFAULT_START_NS, JPEG_FORMAT, TOPICS, bag_custom_data, image_message,
-                                           image_to_numpy, read_bag, write_bag)
+from pano_perception.bagio import header, image_message, message_to_numpy
+from pano_perception.synthetic.bag import DEFAULT_START_NS, JPEG_FORMAT, TOPICS, bag_custom_data, read_bag, write_bag
 
 HEIGHT, FRAMES = 24, 4
 
@@ -69,18 +69,18 @@ def test_messages_match_the_rendered_frames(recording):
             assert msg.header.frame_id == "camera_link"
         image = by_topic["/camera/image"][k][1]
         assert (image.encoding, image.height, image.width, image.step) == ("rgb8", HEIGHT, 2 * HEIGHT, 6 * HEIGHT)
-        assert np.array_equal(image_to_numpy(image), frame.rgb)
+        assert np.array_equal(message_to_numpy(image), frame.rgb)
         compressed = by_topic["/camera/image/compressed"][k][1]
         assert compressed.format == JPEG_FORMAT
-        assert np.abs(image_to_numpy(compressed).astype(int) - frame.rgb).mean() < 10
+        assert np.abs(message_to_numpy(compressed).astype(int) - frame.rgb).mean() < 10
         depth = by_topic["/ground_truth/depth"][k][1]
         assert depth.encoding == "32FC1" and depth.is_bigendian == 0
-        np.testing.assert_array_equal(image_to_numpy(depth), frame.depth)
-        np.testing.assert_array_equal(image_to_numpy(by_topic["/ground_truth/normals"][k][1]), frame.normals)
+        np.testing.assert_array_equal(message_to_numpy(depth), frame.depth)
+        np.testing.assert_array_equal(message_to_numpy(by_topic["/ground_truth/normals"][k][1]), frame.normals)
         semantic = by_topic["/ground_truth/semantic"][k][1]
-        assert semantic.encoding == "mono8" and np.array_equal(image_to_numpy(semantic), frame.semantic)
+        assert semantic.encoding == "mono8" and np.array_equal(message_to_numpy(semantic), frame.semantic)
         instances = by_topic["/ground_truth/instances"][k][1]
-        assert instances.encoding == "mono16" and np.array_equal(image_to_numpy(instances), frame.instance)
+        assert instances.encoding == "mono16" and np.array_equal(message_to_numpy(instances), frame.instance)
         pose_msg = by_topic["/ground_truth/pose"][k][1]
         assert pose_msg.header.frame_id == "map"
         np.testing.assert_allclose([pose_msg.pose.position.x, pose_msg.pose.position.y, pose_msg.pose.position.z],
@@ -97,8 +97,8 @@ def test_image_message_round_trip_and_checks():
     for encoding, array in [("mono16", rng.integers(0, 65535, (3, 5)).astype(np.uint16)),
                             ("32FC3", rng.normal(size=(3, 5, 3)).astype(np.float32)),
                             ("mono8", rng.integers(0, 255, (3, 5)).astype(np.uint8))]:
-        np.testing.assert_array_equal(image_to_numpy(image_message(array, encoding, 5)), array)
+        np.testing.assert_array_equal(message_to_numpy(image_message(array, encoding, header(5, "cam"))), array)
     with pytest.raises(ValueError):
-        image_message(np.zeros((3, 5)), "rgb8", 0)
+        image_message(np.zeros((3, 5)), "rgb8", header(0, "cam"))
     with pytest.raises(ValueError):
         write_bag("/nonexistent/bag", generate_scene(3), [], 8, storage="rosbag1")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from pano_perception.synthetic import CameraPose, camera_trajectory, generate_scene, render_erp, sample_camera_poses
-from pano_perception.synthetic.bag import image_to_numpy, read_bag
+from pano_perception.bagio import message_to_numpy
+from pano_perception.synthetic.bag import read_bag
 from pano_perception.synthetic.dataset import SyntheticPanoramaDataset
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "synthetic"
@@ -48,7 +49,7 @@ def test_sample_bag():
     messages = read_bag(SAMPLE / "bag")
     images = [msg for topic, _, msg in messages if topic == "/camera/image"]
     poses = [msg.pose.position for topic, _, msg in messages if topic == "/ground_truth/pose"]
-    assert len(images) == 5 and image_to_numpy(images[0]).shape == (128, 256, 3)
+    assert len(images) == 5 and message_to_numpy(images[0]).shape == (128, 256, 3)
     expected = camera_trajectory(generate_scene(7), 5)
     np.testing.assert_allclose([[p.x, p.y, p.z] for p in poses], [p.position for p in expected], atol=1e-9,
                                err_msg=REGENERATE)
