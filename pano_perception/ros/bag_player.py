@@ -43,7 +43,7 @@ class BagPlayer(Node):
         self.skipped = sorted({f"{c.topic} [{c.msgtype}]" for c in connections if message_class(c.msgtype) is None})
         self._connections = [c for c in connections if message_class(c.msgtype) is not None]
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self._publishers = {c.topic: self.create_publisher(message_class(c.msgtype), c.topic, qos)
+        self._topic_publishers = {c.topic: self.create_publisher(message_class(c.msgtype), c.topic, qos)
                             for c in self._connections}
         self._clock = self.create_publisher(Clock, "/clock", 10)
 
@@ -58,7 +58,7 @@ class BagPlayer(Node):
             clock = Clock()
             clock.clock.sec, clock.clock.nanosec = log_time // 10**9, log_time % 10**9
             self._clock.publish(clock)
-            self._publishers[connection.topic].publish(bytes(raw))
+            self._topic_publishers[connection.topic].publish(bytes(raw))
             count += 1
         return count
 
@@ -76,7 +76,7 @@ def play(bag: str | Path, rate: float = 1.0, topics: list[str] | None = None, lo
         for line in player.skipped:
             player.get_logger().warning(f"skipping {line}: its message package is not installed")
         deadline = time.monotonic() + wait_for_subscribers
-        while time.monotonic() < deadline and not any(p.get_subscription_count() for p in player._publishers.values()):
+        while time.monotonic() < deadline and not any(p.get_subscription_count() for p in player._topic_publishers.values()):
             time.sleep(0.05)
         total = 0
         while True:
