@@ -84,7 +84,7 @@ def sap(harness, request, truth_file):
     """A sap_node with the oracle backend (marker ``params`` overrides) in namespace /<test name>."""
     namespace = "/" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:40]
     params = {"model.backend": "oracle", "model.checkpoint": str(truth_file), "autostart": True,
-              "diagnostics_period": 0.25, "always_publish": True, **FAST_SCAN}
+              "diagnostics_period": 0.25, "always_publish": True, "num_threads": 1, **FAST_SCAN}
     marker = request.node.get_closest_marker("params")
     if marker:
         params.update(marker.args[0])

@@ -10,6 +10,7 @@ or the synthetic world's ray caster rendering each view exactly (``scene_instanc
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -51,10 +52,17 @@ def scene_instance_source(scene, pose) -> InstanceSource:
 
 
 class OracleBackend(SegmenterBackend):
-    """Ground-truth masks for the prompted instances; per-view ids are rendered once per view and cached."""
+    """Ground-truth masks for the prompted instances; per-view ids are rendered once per view and cached.
 
-    def __init__(self, source: InstanceSource):
+    ``supersample`` > 1 renders each view at that many times its size and returns the covered fraction of each
+    frame pixel (soft edges, like a model's probabilities); prompts are looked up at the pixel's centre.
+    """
+
+    def __init__(self, source: InstanceSource, supersample: int = 1):
+        if supersample < 1:
+            raise ValueError(f"supersample must be >= 1; got {supersample}")
         self._source = source
+        self._supersample = supersample
         self._cache: dict[PerspectiveView, np.ndarray] = {}
         self._ids: np.ndarray | None = None
         self._prompts: dict[int, dict[int, tuple[set[int], set[int]]]] = {}
@@ -67,13 +75,17 @@ class OracleBackend(SegmenterBackend):
             raise ValueError(f"got {len(frames)} frames for {len(views)} views")
         missing = [v for v in dict.fromkeys(views) if v not in self._cache]
         if missing:
-            self._cache.update(zip(missing, self._source(missing)))
+            k = self._supersample
+            fine = [replace(v, width=v.width * k, height=v.height * k) for v in missing]  # same FoV and pose
+            self._cache.update(zip(missing, self._source(fine)))
         self._ids = np.stack([self._cache[v] for v in views])
         self._prompts = {}
 
     def _id_at(self, frame_ids: np.ndarray, x: float, y: float) -> int:
+        """Id under continuous frame pixel (x, y) (given in frame pixels; the ids may be supersampled)."""
+        k = self._supersample
         h, w = frame_ids.shape
-        return int(frame_ids[min(int(y), h - 1), min(int(x), w - 1)])
+        return int(frame_ids[min(int(y * k), h - 1), min(int(x * k), w - 1)])
 
     def add_prompt(self, frame: int, object_id: int, points: np.ndarray | None = None,
                    labels: np.ndarray | None = None, box: np.ndarray | None = None) -> None:
@@ -87,7 +99,7 @@ class OracleBackend(SegmenterBackend):
             for (x, y), label in zip(np.asarray(points).reshape(-1, 2), np.asarray(labels).reshape(-1)):
                 (positive if label == 1 else negative).add(self._id_at(frame_ids, x, y))
         if box is not None:
-            x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
+            x0, y0, x1, y1 = np.asarray(box, dtype=np.float64) * self._supersample
             inside = frame_ids[int(y0):max(int(np.ceil(y1)), int(y0) + 1), int(x0):max(int(np.ceil(x1)), int(x0) + 1)]
             ids, counts = np.unique(inside[inside > 0], return_counts=True)
             if len(ids):
@@ -104,10 +116,13 @@ class OracleBackend(SegmenterBackend):
             raise RuntimeError("init the backend with frames before propagating")
         object_ids = list(self._prompts)
         wanted = [self._instances_of(obj) for obj in object_ids]
+        k = self._supersample
         for frame, frame_ids in enumerate(self._ids):
-            masks = np.stack([np.isin(frame_ids, ids) for ids in wanted]) if wanted else \
-                np.zeros((0,) + frame_ids.shape, dtype=bool)
-            yield frame, object_ids, torch.from_numpy(masks.astype(np.float32))
+            h, w = frame_ids.shape[0] // k, frame_ids.shape[1] // k
+            masks = np.zeros((len(wanted), h, w), dtype=np.float32)
+            for i, ids in enumerate(wanted):
+                masks[i] = np.isin(frame_ids, ids).reshape(h, k, w, k).mean(axis=(1, 3))
+            yield frame, object_ids, torch.from_numpy(masks)
 
     def reset(self) -> None:
         self._prompts = {}

@@ -16,6 +16,8 @@ from ...geometry import PerspectiveView, erp_pixel_to_lonlat, lonlat_to_erp_pixe
 
 POSITIVE, NEGATIVE = 1, 0  # SAM's point labels
 
+#: Pixels a ray may lie outside a frame's border and still count as visible (floating-point slack).
+EDGE_TOLERANCE = 1e-6
 #: Samples per side of the lon/lat grid that stands for a box when it is projected into a view.
 _BOX_SAMPLES = 17
 
@@ -126,22 +128,26 @@ class ObjectPrompts:
 def project_rays(rays: np.ndarray, views: Sequence[PerspectiveView]) -> tuple[np.ndarray, np.ndarray]:
     """Camera-frame rays (K, 3) -> view pixels (N, K, 2) (continuous x, y) and visibility (N, K).
 
-    Visible: in front of the view (z > 0) and inside its frame, x in [0, w) and y in [0, h).
+    Visible: in front of the view (z > 0) and inside its frame, x in [0, w] and y in [0, h] give or take
+    ``EDGE_TOLERANCE`` pixels (a ray on the shared edge of two views, e.g. a pole, is in both).
     """
     rays = np.asarray(rays, dtype=np.float64).reshape(-1, 3)
     pixels = np.empty((len(views), len(rays), 2))
     visible = np.empty((len(views), len(rays)), dtype=bool)
     for i, view in enumerate(views):
-        x, y, inside = view.project(rays @ view.rotation)  # row vectors: R^T applied
-        pixels[i, :, 0], pixels[i, :, 1], visible[i] = x, y, inside
+        local = rays @ view.rotation  # row vectors: R^T applied
+        x, y, _ = view.project(local)
+        pixels[i, :, 0], pixels[i, :, 1] = x, y
+        visible[i] = ((local[:, 2] > 1e-9) & (x >= -EDGE_TOLERANCE) & (x <= view.width + EDGE_TOLERANCE)
+                      & (y >= -EDGE_TOLERANCE) & (y <= view.height + EDGE_TOLERANCE))
     return pixels, visible
 
 
 def project_box(box: BoxPrompt, views: Sequence[PerspectiveView]) -> tuple[np.ndarray, np.ndarray]:
     """A lon/lat box -> per-view pixel boxes (N, 4) ``(x0, y0, x1, y1)`` clipped to the frame, and visibility (N,).
 
-    A view gets the box when the box centre is inside the frame and the whole box is in front of the camera;
-    its pixel box is the bounding box of the projected box samples, clipped to the frame.
+    A view gets the box when the whole box is in front of the camera and its centre is visible there; the
+    pixel box is the bounding box of the projected box samples, clipped to the frame.
     """
     samples = box.sample_rays()
     boxes = np.zeros((len(views), 4))
@@ -149,11 +155,11 @@ def project_box(box: BoxPrompt, views: Sequence[PerspectiveView]) -> tuple[np.nd
     _, centre_visible = project_rays(box.centre_ray[None], views)
     for i, view in enumerate(views):
         local = samples @ view.rotation
-        if not centre_visible[i, 0] or not (local[:, 2] > 1e-6).all():
+        if not (local[:, 2] > 1e-6).all():
             continue
         x, y, _ = view.project(local)
         boxes[i] = (max(0.0, x.min()), max(0.0, y.min()), min(view.width, x.max()), min(view.height, y.max()))
-        visible[i] = True
+        visible[i] = centre_visible[i, 0]
     return boxes, visible
 
 

@@ -74,7 +74,19 @@ def build_sam2_predictor(config: str, checkpoint: str | None, device: str = "cpu
                                        apply_postprocessing=False)
     if checkpoint:
         load_sam2_checkpoint(model, checkpoint, config)
+    model.memory_attention.register_forward_pre_hook(_memory_in_weight_dtype, with_kwargs=True)
     return model.to(device).eval()
+
+
+def _memory_in_weight_dtype(module, args, kwargs):
+    """The predictor stores mask memories in bfloat16 and relies on CUDA autocast to mix them with float
+    weights; without autocast (CPU, fp32) a memory made only of those features fails in the first linear layer
+    (facebookresearch/sam2 issues #308, #577). Cast the memory to the weights' dtype when autocast is off."""
+    memory = kwargs.get("memory")
+    if memory is None or torch.is_autocast_enabled(memory.device.type):
+        return None
+    dtype = next(module.parameters()).dtype
+    return args, {**kwargs, "memory": memory.to(dtype), "memory_pos": kwargs["memory_pos"].to(dtype)}
 
 
 def save_sam2_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
@@ -100,8 +112,8 @@ def load_sam2_checkpoint(model: torch.nn.Module, path: str | Path, config: str) 
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise Sam2CheckpointError(f"refusing to unpickle {path}: it holds more than tensors ({error})") from error
-    except RuntimeError as error:
-        raise Sam2CheckpointError(f"{path} is not a torch checkpoint: {error}") from error
+    except Exception as error:  # torch.load raises many kinds on a file that is no checkpoint at all
+        raise Sam2CheckpointError(f"{path} is not a torch checkpoint: {error!r}") from error
     state = content.get("model", content) if isinstance(content, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise Sam2CheckpointError(f"{path} holds no state dict (expected {{'model': state_dict}})")

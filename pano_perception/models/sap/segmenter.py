@@ -101,35 +101,38 @@ class PanoSegmenter:
 
     # ----- prompts -> frames -----
     def _frame_prompts(self, obj: ObjectPrompts, views) -> dict[int, _FramePrompt]:
-        """Prompts per video frame for one object (see the module docstring for the policy)."""
+        """Prompts per video frame for one object (see the module docstring for the policy).
+
+        A positive click's (or the box's) most central frame always gets it, clamped into the frame, so every
+        object is prompted somewhere even where the grid leaves holes or the click sits on a frame's edge.
+        """
         prompts: dict[int, _FramePrompt] = {}
+        size = np.array([views[0].width, views[0].height], dtype=np.float64)
+        positive_frames = np.zeros(len(views), dtype=bool)
+        shown = np.zeros((len(views), len(obj.points)), dtype=bool)
         if obj.points:
             rays = np.stack([p.ray for p in obj.points])
             labels = np.array([POSITIVE if p.positive else NEGATIVE for p in obj.points])
             pixels, visible = project_rays(rays, views)
-        anchors = [p.ray for p in obj.points if p.positive]
+            pixels = np.clip(pixels, 0.0, size - 1e-3)
+            shown |= visible
+            for i in np.flatnonzero(labels == POSITIVE):
+                central = self._most_central(rays[i], views)
+                positive_frames[central] = shown[central, i] = True
+                if self.prompt_frames == "visible":
+                    positive_frames |= visible[:, i]
         box_frames = np.zeros(len(views), dtype=bool)
         if obj.box is not None:
             boxes, box_visible = project_box(obj.box, views)
+            box_frames[self._most_central(obj.box.centre_ray, views)] = True
             if self.prompt_frames == "visible":
-                box_frames = box_visible
-            else:
-                box_frames[self._most_central(obj.box.centre_ray, views)] = True
-            box_frames &= box_visible
-        if self.prompt_frames == "visible":
-            positive_frames = box_frames.copy()
-            if anchors:
-                positive_frames |= visible[:, labels == POSITIVE].any(axis=1)
-        else:
-            positive_frames = box_frames.copy()
-            for ray in anchors:
-                positive_frames[self._most_central(ray, views)] = True
+                box_frames |= box_visible
+            positive_frames |= box_frames
         for frame in np.flatnonzero(positive_frames):
             prompt = _FramePrompt()
-            if obj.points:
-                shown = visible[frame]
-                prompt.points = list(pixels[frame, shown])
-                prompt.labels = list(labels[shown])
+            if shown[frame].any():
+                prompt.points = list(pixels[frame, shown[frame]])
+                prompt.labels = list(labels[shown[frame]])
             if box_frames[frame]:
                 prompt.box = boxes[frame]
             prompts[int(frame)] = prompt
