@@ -205,3 +205,37 @@ def test_synthetic_rooms_one_click_per_instance(seed):
             assert value >= 0.98, (key, value)
     values = np.array(list(results.values()))
     assert values.mean() >= 0.98 and values.min() >= 0.9, results
+
+
+class RandomBackend(OracleBackend):
+    """Smooth random probabilities; in the views looking right (yaw >= 0) they stay under 0.5."""
+
+    def __init__(self):
+        super().__init__(lambda views: np.zeros((len(views), 1, 1), np.int32))
+
+    def init(self, frames, views):
+        super().init(frames, views)
+        self._views = views
+
+    def propagate(self):
+        generator = torch.Generator().manual_seed(0)
+        ids = list(self._prompts)
+        for frame, view in enumerate(self._views):
+            coarse = torch.rand((len(ids), 1, 6, 6), generator=generator) * (1.0 if view.yaw < 0 else 0.45)
+            yield frame, ids, torch.nn.functional.interpolate(coarse, size=(48, 48), mode="bilinear")[:, 0]
+
+
+def test_column_wise_fusion_equals_the_all_view_maximum_above_the_threshold():
+    from pano_perception.models.sap import fuse_views
+
+    trajectory = ScanTrajectory(frame_size=48)
+    segmenter = PanoSegmenter(RandomBackend(), trajectory, threshold=0.5)
+    segmenter.set_image(np.zeros((64, 128, 3), np.uint8))
+    objects = [ObjectPrompts(i, [click(0.3 * i, 0.1 * i)]) for i in (1, 2, 3)]
+    order, ids, probabilities = segmenter._run(objects, start=5)
+    views = [trajectory.views[i] for i in order]
+    reference = fuse_views(probabilities.float() / 255.0, views, 64)
+    for column, fused in segmenter._fused(order, probabilities):  # the right half's columns are skipped
+        above = reference[column] >= 0.5
+        assert above.any() and torch.equal(fused >= 0.5, above)
+        torch.testing.assert_close(fused[above], reference[column][above])

@@ -31,8 +31,6 @@ from .prompts import (NEGATIVE, POSITIVE, BoxPrompt, ObjectPrompts, PointPrompt,
 from .trajectory import ScanTrajectory
 
 PROMPT_FRAMES = ("visible", "central")
-#: Bytes of float32 view probabilities fused in one P2E call (objects are fused in chunks that fit).
-FUSION_CHUNK_BYTES = 256 * 2 ** 20
 
 
 @dataclass
@@ -164,20 +162,32 @@ class PanoSegmenter:
         object_ids = [obj.object_id for obj in objects]
         for frame, ids, frame_probabilities in self.backend.propagate():
             columns = [object_ids.index(i) for i in ids]
-            quantised = (frame_probabilities.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu()
-            probabilities[frame, columns] = quantised
+            quantised = (frame_probabilities * 255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)  # rounded
+            probabilities[frame, columns] = quantised.cpu()
         return order, object_ids, probabilities
 
     def _fused(self, order: np.ndarray, probabilities: torch.Tensor):
-        """Yield (column, fused (H, W) float probability) for every object, fusing in memory-bounded chunks."""
-        views = [self.trajectory.views[i] for i in order]
-        n, k, h, w = probabilities.shape
-        chunk = max(1, FUSION_CHUNK_BYTES // (n * h * w * 4))
-        for first in range(0, k, chunk):
-            part = probabilities[:, first:first + chunk].to(self.device, torch.float32) / 255.0
-            fused = fuse_views(part, views, self._erp_shape[0])
-            for offset in range(fused.shape[0]):
-                yield first + offset, fused[offset]
+        """Yield (column, fused (H, W) float probability) for every object.
+
+        Views are fused column by column of the grid (one cached P2E per column), and only the columns where
+        the object reaches the threshold in some view: a view below the threshold cannot lift any pixel to it,
+        so every pixel at or above the threshold gets exactly the all-view maximum (SAP eq. 5); pixels below it
+        are never assigned, and their value is a lower bound.
+        """
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))  # trajectory view index -> video frame
+        peaks = probabilities.amax(dim=(-2, -1)).float() / 255.0  # (frames, objects)
+        height = self._erp_shape[0]
+        for column in range(probabilities.shape[1]):
+            fused = torch.zeros((height, 2 * height), dtype=torch.float32, device=self.device)
+            for view_indices in self.trajectory.column_views:
+                frames = position[list(view_indices)]
+                if not bool((peaks[frames, column] >= self.threshold).any()):
+                    continue
+                data = probabilities[frames, column:column + 1].to(self.device, torch.float32) / 255.0
+                views = [self.trajectory.views[i] for i in view_indices]
+                fused = torch.maximum(fused, fuse_views(data, views, height)[0])
+            yield column, fused
 
     def _require_image(self) -> None:
         if self._frames is None:

@@ -93,6 +93,12 @@ class ScanTrajectory:
             order.extend((c, r) for r in rows)
         return tuple(order)
 
+    @cached_property
+    def column_views(self) -> tuple[tuple[int, ...], ...]:
+        """Indices (trajectory order) of the views of each column, column 0 first."""
+        return tuple(tuple(i for i, (c, _) in enumerate(self.grid_positions) if c == column)
+                     for column in range(self.n_columns))
+
     @property
     def closed_loop(self) -> bool:
         """True when the last view is one yaw step from the first (an even column count, or a single row)."""
