@@ -17,14 +17,20 @@ import argparse
 import resource
 import statistics
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from pano_perception.geometry import PerspectiveView
-from pano_perception.models.sap import (ObjectPrompts, PanoSegmenter, PointPrompt, ScanTrajectory,
-                                        SegmenterBackend, fibonacci_rays)
+from pano_perception.models.sap import (
+    ObjectPrompts,
+    PanoSegmenter,
+    PointPrompt,
+    ScanTrajectory,
+    SegmenterBackend,
+    fibonacci_rays,
+)
 
 
 def peak_rss_mb() -> float:

@@ -31,11 +31,25 @@ from ..models.sap.backend import PRECISIONS, available_backends
 from ..models.sap.prompts import BoxPrompt, PointPrompt
 from ..models.sap.segmenter import PROMPT_FRAMES, PromptSession
 from ..runtime import LatestFrameMailbox
-from .conversions import ImageConversionError, compressed_to_rgb, image_to_numpy, image_to_rgb, numpy_to_image, \
-    pointcloud2
+from .conversions import (
+    ImageConversionError,
+    compressed_to_rgb,
+    image_to_numpy,
+    image_to_rgb,
+    numpy_to_image,
+    pointcloud2,
+)
 from .diagnostics import NodeHealth
-from .params import (DURABILITY_CHOICES, RELIABILITY_CHOICES, Param, ParameterError, declare, qos_profile,
-                     reliability_matching_publishers, validate)
+from .params import (
+    DURABILITY_CHOICES,
+    RELIABILITY_CHOICES,
+    Param,
+    ParameterError,
+    declare,
+    qos_profile,
+    reliability_matching_publishers,
+    validate,
+)
 
 PARAMETERS = [
     Param("model.backend", "sam2", "Segmenter backend (registered names; 'oracle' is for tests)",

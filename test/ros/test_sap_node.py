@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, Point32, PointStamped, Polygon, PolygonStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from ros_harness import NodeProcess
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -22,7 +23,6 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from pano_perception.geometry import erp_rays, lonlat_to_ray
 from pano_perception.ros.conversions import image_to_numpy, numpy_to_image, pointcloud2_to_numpy
-from ros_harness import NodeProcess
 
 pytestmark = pytest.mark.ros
 

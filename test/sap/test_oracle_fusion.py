@@ -12,9 +12,18 @@ import pytest
 import torch
 
 from pano_perception.geometry import erp_rays, lonlat_to_ray, p2e
-from pano_perception.models.sap import (BoxPrompt, ObjectPrompts, OracleBackend, PanoSegmenter, PointPrompt,
-                                        ScanTrajectory, build_segmenter, erp_instance_source,
-                                        scene_instance_source, spherical_iou)
+from pano_perception.models.sap import (
+    BoxPrompt,
+    ObjectPrompts,
+    OracleBackend,
+    PanoSegmenter,
+    PointPrompt,
+    ScanTrajectory,
+    build_segmenter,
+    erp_instance_source,
+    scene_instance_source,
+    spherical_iou,
+)
 
 # (lon, lat, radius) in radians, radians, degrees
 CAPS = {1: (math.pi, 0.1, 14.0),          # across the seam

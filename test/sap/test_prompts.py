@@ -7,9 +7,19 @@ import numpy as np
 import pytest
 
 from pano_perception.geometry import PerspectiveView, e2p
-from pano_perception.models.sap import (BoxPrompt, ObjectPrompts, PointPrompt, PromptSession, ScanTrajectory,
-                                        erp_pixel_to_ray, fibonacci_rays, project_box, project_rays,
-                                        ray_to_erp_pixel, spherical_area)
+from pano_perception.models.sap import (
+    BoxPrompt,
+    ObjectPrompts,
+    PointPrompt,
+    PromptSession,
+    ScanTrajectory,
+    erp_pixel_to_ray,
+    fibonacci_rays,
+    project_box,
+    project_rays,
+    ray_to_erp_pixel,
+    spherical_area,
+)
 
 H, W = 64, 128
 

@@ -5,10 +5,22 @@ import numpy as np
 import pytest
 import torch
 
-from pano_perception.models.sap import (BackendSpec, ObjectPrompts, PanoSegmenter, PointPrompt, ScanTrajectory,
-                                        available_backends, create_backend)
-from pano_perception.models.sap.sam2_backend import (Sam2Backend, Sam2CheckpointError, build_sam2_predictor,
-                                                     load_sam2_checkpoint, save_sam2_checkpoint)
+from pano_perception.models.sap import (
+    BackendSpec,
+    ObjectPrompts,
+    PanoSegmenter,
+    PointPrompt,
+    ScanTrajectory,
+    available_backends,
+    create_backend,
+)
+from pano_perception.models.sap.sam2_backend import (
+    Sam2Backend,
+    Sam2CheckpointError,
+    build_sam2_predictor,
+    load_sam2_checkpoint,
+    save_sam2_checkpoint,
+)
 
 SIZE = 128
 FEW_VIEWS = ScanTrajectory(overlap=0.0, frame_size=SIZE)  # 8 views (holes at the equator do not matter here)

@@ -5,12 +5,19 @@ backends, fusion) are importable on their own. Design and parameters: docs/SAP.m
 """
 from __future__ import annotations
 
-from .backend import (BackendSpec, SegmenterBackend, available_backends, create_backend,
-                      register_backend)
+from .backend import BackendSpec, SegmenterBackend, available_backends, create_backend, register_backend
 from .fusion import InstanceCanvas, fuse_views, pixel_solid_angles, spherical_area, spherical_iou
 from .oracle import OracleBackend, erp_instance_source, scene_instance_source
-from .prompts import (BoxPrompt, ObjectPrompts, PointPrompt, erp_pixel_to_ray, fibonacci_rays, project_box,
-                      project_rays, ray_to_erp_pixel)
+from .prompts import (
+    BoxPrompt,
+    ObjectPrompts,
+    PointPrompt,
+    erp_pixel_to_ray,
+    fibonacci_rays,
+    project_box,
+    project_rays,
+    ray_to_erp_pixel,
+)
 from .segmenter import PROMPT_FRAMES, PanoSegmenter, PromptSession, Segmentation
 from .trajectory import ScanTrajectory
 
@@ -32,10 +39,31 @@ def build_segmenter(backend: str | SegmenterBackend = "sam2", *, config: str = "
 
 
 __all__ = [
-    "BackendSpec", "SegmenterBackend", "available_backends", "create_backend", "register_backend",
-    "InstanceCanvas", "fuse_views", "pixel_solid_angles", "spherical_area", "spherical_iou",
-    "OracleBackend", "erp_instance_source", "scene_instance_source",
-    "BoxPrompt", "ObjectPrompts", "PointPrompt", "erp_pixel_to_ray", "fibonacci_rays", "project_box",
-    "project_rays", "ray_to_erp_pixel",
-    "PROMPT_FRAMES", "PanoSegmenter", "PromptSession", "Segmentation", "ScanTrajectory", "build_segmenter",
+    "PROMPT_FRAMES",
+    "BackendSpec",
+    "BoxPrompt",
+    "InstanceCanvas",
+    "ObjectPrompts",
+    "OracleBackend",
+    "PanoSegmenter",
+    "PointPrompt",
+    "PromptSession",
+    "ScanTrajectory",
+    "Segmentation",
+    "SegmenterBackend",
+    "available_backends",
+    "build_segmenter",
+    "create_backend",
+    "erp_instance_source",
+    "erp_pixel_to_ray",
+    "fibonacci_rays",
+    "fuse_views",
+    "pixel_solid_angles",
+    "project_box",
+    "project_rays",
+    "ray_to_erp_pixel",
+    "register_backend",
+    "scene_instance_source",
+    "spherical_area",
+    "spherical_iou",
 ]

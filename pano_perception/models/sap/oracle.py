@@ -10,9 +10,9 @@ or the synthetic world's ray caster rendering each view exactly (``scene_instanc
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np

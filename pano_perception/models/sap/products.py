@@ -7,9 +7,9 @@ without depth every point lies at ``default_range`` along its ray (directions on
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -7,8 +7,8 @@ the resolution of the panorama it was clicked on. ERP pixel prompts use continuo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class PointPrompt:
         object.__setattr__(self, "ray", _unit(self.ray))
 
     @classmethod
-    def from_erp_pixel(cls, x: float, y: float, height: int, width: int, positive: bool = True) -> "PointPrompt":
+    def from_erp_pixel(cls, x: float, y: float, height: int, width: int, positive: bool = True) -> PointPrompt:
         return cls(erp_pixel_to_ray(x, y, height, width), positive)
 
 
@@ -76,7 +76,7 @@ class BoxPrompt:
             raise ValueError("a box needs its top above its bottom")
 
     @classmethod
-    def from_erp_pixels(cls, x0: float, y0: float, x1: float, y1: float, height: int, width: int) -> "BoxPrompt":
+    def from_erp_pixels(cls, x0: float, y0: float, x1: float, y1: float, height: int, width: int) -> BoxPrompt:
         """Box from ERP pixel corners (x0, y0) top-left and (x1, y1) bottom-right; ``x1 < x0`` crosses the seam."""
         for x, y in ((x0, y0), (x1, y1)):
             erp_pixel_to_ray(x, y, height, width)  # validates

@@ -13,8 +13,8 @@ import gc
 import importlib.util
 import pickle
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

@@ -17,8 +17,8 @@ spherical IoU. Probabilities between backend and fusion are kept as 8-bit (steps
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,8 +26,16 @@ import torch
 from ...geometry import check_erp_size, e2p
 from .backend import SegmenterBackend
 from .fusion import InstanceCanvas, coarse_mask, drop_small_components, fuse_views, spherical_area, spherical_iou
-from .prompts import (NEGATIVE, POSITIVE, BoxPrompt, ObjectPrompts, PointPrompt, fibonacci_rays, project_box,
-                      project_rays)
+from .prompts import (
+    NEGATIVE,
+    POSITIVE,
+    BoxPrompt,
+    ObjectPrompts,
+    PointPrompt,
+    fibonacci_rays,
+    project_box,
+    project_rays,
+)
 from .trajectory import ScanTrajectory
 
 PROMPT_FRAMES = ("visible", "central")
