@@ -80,6 +80,7 @@ def test_erp_sampled_oracle_is_exact_across_seam_and_poles(caps_truth):
     result = segment_caps(segmenter, caps_truth)
     np.testing.assert_array_equal(result.instances, np.where(caps_truth == 5, 0, caps_truth))
     assert result.frames == 24 and result.object_ids == [1, 2, 3, 4]
+    assert result.scores == pytest.approx({1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0})  # mean fused probability
     assert result.start_view == segmenter.trajectory.most_central_view(click(*CAPS[1][:2]).ray)
     assert set(result.timings) == {"render", "backend", "fusion"}
 

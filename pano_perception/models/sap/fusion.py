@@ -56,6 +56,14 @@ class InstanceCanvas:
         return ids
 
 
+    def mean_probabilities(self, ids: np.ndarray) -> dict[int, float]:
+        """Mean fused probability of each id present in ``ids`` (the result), over the pixels it owns."""
+        flat = ids.ravel().astype(np.int64)
+        sums = np.bincount(flat, weights=self.best.cpu().numpy().ravel().astype(np.float64))
+        counts = np.bincount(flat)
+        return {int(i): float(sums[i] / counts[i]) for i in np.flatnonzero(counts) if i > 0}
+
+
 def drop_small_components(mask: np.ndarray, min_px: int) -> np.ndarray:
     """``mask`` without its connected components (joined across the seam and the poles) under ``min_px`` px."""
     labels, count = erp_connected_components(mask)

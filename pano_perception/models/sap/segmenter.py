@@ -218,18 +218,11 @@ class PanoSegmenter:
         backend_s = time.perf_counter() - tic
         tic = time.perf_counter()
         canvas = InstanceCanvas(height, width, self.threshold, self.device)
-        fused_by_id = {}
         for column, fused in self._fused(order, probabilities):
             canvas.add(object_ids[column], fused)
-            fused_by_id[object_ids[column]] = fused
         instances = canvas.result(self.min_component_px)
-        scores = {}
-        for object_id, fused in fused_by_id.items():
-            mask = torch.from_numpy(instances == object_id).to(fused.device)
-            if mask.any():
-                scores[object_id] = float(fused[mask].mean())
         timings = {"render": self._render_s, "backend": backend_s, "fusion": time.perf_counter() - tic}
-        return Segmentation(instances, scores, start, len(order), timings)
+        return Segmentation(instances, canvas.mean_probabilities(instances), start, len(order), timings)
 
     def segment_everything(self, points: int = 64, iou_threshold: float = 0.7, min_area: float = 1e-4,
                            batch: int = 16) -> Segmentation:
@@ -276,7 +269,7 @@ class PanoSegmenter:
         for object_id, (_, _, _, quantised) in enumerate(kept, start=1):
             canvas.add(object_id, torch.from_numpy(quantised).float() / 255.0)
         instances = canvas.result()
-        scores = {i: kept[i - 1][0] for i in np.unique(instances[instances > 0]).tolist()}
+        scores = {i: kept[i - 1][0] for i in canvas.mean_probabilities(instances)}
         fusion_s += time.perf_counter() - tic
         timings = {"render": self._render_s, "backend": backend_s, "fusion": fusion_s}
         return Segmentation(instances, scores, 0, frames, timings)
