@@ -9,47 +9,24 @@ and bad prompts give a throttled error and an ERROR diagnostic; the node keeps r
 from __future__ import annotations
 
 import copy
-import gc
 import threading
 import time
 from collections import deque
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped, PolygonStamped
-from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..dense import check_panorama
 from ..models.sap.backend import PRECISIONS, available_backends
 from ..models.sap.prompts import BoxPrompt, PointPrompt
 from ..models.sap.segmenter import PROMPT_FRAMES, PromptSession
-from ..runtime import LatestFrameMailbox
-from .conversions import (
-    ImageConversionError,
-    compressed_to_rgb,
-    image_to_numpy,
-    image_to_rgb,
-    numpy_to_image,
-    pointcloud2,
-)
-from .diagnostics import NodeHealth
-from .params import (
-    DURABILITY_CHOICES,
-    RELIABILITY_CHOICES,
-    Param,
-    ParameterError,
-    declare,
-    qos_profile,
-    reliability_matching_publishers,
-    validate,
-)
+from .conversions import ImageConversionError, image_to_numpy, numpy_to_image, pointcloud2
+from .params import Param
+from .perception_node import PerceptionNode, input_parameters, run_node
 
 PARAMETERS = [
     Param("model.backend", "sam2", "Segmenter backend (registered names; 'oracle' is for tests)",
@@ -57,16 +34,7 @@ PARAMETERS = [
     Param("model.config", "tiny", "Backend model configuration (sam2: tiny, small, base+, large)", read_only=True),
     Param("model.checkpoint", "", "Backend weights (sam2: the official sam2.1 .pt; oracle: an instance-id ERP)",
           read_only=True),
-    Param("device", "cpu", "Torch device: cpu, cuda, cuda:1, ...", read_only=True),
     Param("precision", "fp32", "Backend precision (fp16 needs CUDA)", choices=PRECISIONS, read_only=True),
-    Param("num_threads", 0, "CPU threads for torch (0 = torch's default)", min=0, max=256, read_only=True),
-    Param("input_compressed", False, "Subscribe to image/compressed (jpeg/png) instead of the raw image",
-          read_only=True),
-    Param("qos.reliability", "auto", "auto matches the camera's publisher (reliable when it is, else best "
-          "effort); reliable is needed for 4K frames", choices=RELIABILITY_CHOICES, read_only=True),
-    Param("qos.depth", 1, "Image subscription queue depth (1 = newest frame only)", min=1, max=100, read_only=True),
-    Param("qos.durability", "volatile", "Image subscription durability", choices=DURABILITY_CHOICES,
-          read_only=True),
     Param("scan.fov_deg", 90.0, "Field of view of each scan view (degrees)", min=10.0, max=170.0, read_only=True),
     Param("scan.overlap", 0.5, "Overlap of neighbouring views; the step is fov * (1 - overlap)", min=0.0,
           max=0.95, read_only=True),
@@ -87,18 +55,12 @@ PARAMETERS = [
     Param("everything.batch", 16, "Objects tracked together in one scan", min=1, max=256),
     Param("track_new_frames", True, "Segment every new panorama with the current prompts (else only when the "
           "prompts change)"),
-    Param("frame_id", "", "Override the frame_id of every output (empty keeps the input's)"),
-    Param("always_publish", False, "Compute and publish outputs even when nobody subscribes"),
     Param("instances.alpha", 0.5, "Object colour weight in instances/color", min=0.0, max=1.0),
     Param("points.decimation", 2, "Keep every n-th row and column in instances/points", min=1, max=64),
     Param("points.max_range", 45.0, "Drop points farther than this (m)", min=0.1, max=10000.0),
     Param("points.default_range", 1.0, "Range of points and markers when no depth is known (m)", min=0.01,
           max=1000.0),
-    Param("min_height", 64, "Smallest accepted panorama height (px)", min=2, max=100000),
-    Param("max_width", 8192, "Largest accepted panorama width (px)", min=4, max=100000),
-    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0,
-          read_only=True),
-    Param("autostart", False, "Configure and activate at start-up", read_only=True),
+    *input_parameters(),
 ]
 
 OUTPUTS = {"instances": Image, "instances/color": Image, "instances/points": PointCloud2,
@@ -107,38 +69,27 @@ PROMPT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 DEPTH_HISTORY = 4  # recent depth images kept to find the one with the panorama's stamp
 
 
-class SapNode(LifecycleNode):
+class SapNode(PerceptionNode):
     """SAP on the newest ERP frame, driven by prompt topics and services; publishes instance ids and views."""
 
+    PARAMETERS = PARAMETERS
+    OUTPUTS = OUTPUTS
+    HEALTH_NAME = "panoramic segmentation"
+
     def __init__(self, node_name: str = "sap_node", **kwargs):
-        self._mailbox: LatestFrameMailbox = LatestFrameMailbox()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._session = PromptSession()
         self._mode = "prompts"  # or "everything"
         self._request = False  # the prompts or the mode changed: segment the newest panorama again
-        self._segmenter = None
         self._image = None  # (rgb, header, received, serial) of the newest good panorama
         self._image_serial = 0
         self._segmented_serial = -1
         self._size: tuple[int, int] | None = None  # (H, W) of the newest panorama, for pixel prompts
         self._image_frame: str | None = None
         self._depths: deque = deque(maxlen=DEPTH_HISTORY)
-        self._outputs: dict = {}
-        self._input_subscriptions: list = []
-        self._image_subscription = None
-        self._subscribed_reliability: str | None = None
-        self._worker: threading.Thread | None = None
-        self._running = False
-        self._processed = 0
         self._last_run: dict[str, object] = {}
-        self._lifecycle_label = "unconfigured"
         super().__init__(node_name, **kwargs)
-        self.params = declare(self, PARAMETERS)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.health = NodeHealth(f"{self.get_name()}: panoramic segmentation", self.params["device"])
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._timer = self.create_timer(self.params["diagnostics_period"], self._on_timer)
         self._trigger_services = [
             self.create_service(Trigger, "~/reset", self._on_reset),
             self.create_service(Trigger, "~/undo", self._on_undo),
@@ -146,60 +97,12 @@ class SapNode(LifecycleNode):
             self.create_service(Trigger, "~/segment_everything", self._on_segment_everything),
         ]
 
-    # ----- lifecycle -----
-    def on_configure(self, state: State) -> TransitionCallbackReturn:
-        self._outputs = {topic: self.create_lifecycle_publisher(kind, topic, 1) for topic, kind in OUTPUTS.items()}
-        self._lifecycle_label = "inactive"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_activate(self, state: State) -> TransitionCallbackReturn:
-        try:
-            self._segmenter = self._load_segmenter()
-        except Exception as exc:  # a missing or mismatched checkpoint must not kill the node
-            self.health.error("model", f"could not load the segmenter: {exc}", self.get_logger())
-            self._publish_diagnostics()
-            return TransitionCallbackReturn.FAILURE
-        self._mailbox.reopen()
-        self._segmented_serial = -1
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="sap_worker", daemon=True)
-        self._worker.start()
-        self._subscribe_image()
-        self._subscribe_inputs()
-        self._lifecycle_label = "active"
-        self.get_logger().info(f"active: {self._describe_model()} on {self.input_topic}")
-        return super().on_activate(state)
-
-    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._stop_processing()
-        self._lifecycle_label = "inactive"
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        for publisher in self._outputs.values():
-            self.destroy_publisher(publisher)
-        self._outputs = {}
-        self._lifecycle_label = "unconfigured"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._stop_processing()
-        self._lifecycle_label = "finalized"
-        return TransitionCallbackReturn.SUCCESS
-
-    def destroy_node(self):
-        self._stop_processing()
-        return super().destroy_node()
-
     # ----- model -----
-    def _load_segmenter(self):
-        import torch
-
+    def _load_model(self):
         from ..models.sap import build_segmenter
 
-        if self.params["num_threads"] > 0:
-            torch.set_num_threads(self.params["num_threads"])
         p = self.params
+        self._segmented_serial = -1
         return build_segmenter(
             p["model.backend"], config=p["model.config"], checkpoint=p["model.checkpoint"], device=p["device"],
             precision=p["precision"], fov_deg=p["scan.fov_deg"], overlap=p["scan.overlap"],
@@ -208,33 +111,18 @@ class SapNode(LifecycleNode):
             min_component_px=p["fusion.min_component_px"])
 
     def _describe_model(self) -> str:
-        if self._segmenter is None:
-            return "no model"
-        return (f"SAP {self._segmenter.backend.describe()}, {len(self._segmenter.trajectory)} views of "
+        return (f"SAP {self._model.backend.describe()}, {len(self._model.trajectory)} views of "
                 f"{self.params['scan.frame_size']} px ({self.params['precision']}, {self.params['device']})")
 
+    def _wake_worker(self) -> None:
+        self._wake.set()
+
     # ----- subscriptions -----
-    @property
-    def input_topic(self) -> str:
-        return "image/compressed" if self.params["input_compressed"] else "image"
-
-    def _subscribe_image(self) -> None:
-        reliability = self.params["qos.reliability"]
-        if reliability == "auto":
-            reliability = reliability_matching_publishers(self, self.resolve_topic_name(self.input_topic)) \
-                or "reliable"
-        if self._image_subscription is not None:
-            self.destroy_subscription(self._image_subscription)
-        qos = qos_profile(reliability, self.params["qos.depth"], self.params["qos.durability"])
-        kind = CompressedImage if self.params["input_compressed"] else Image
-        self._image_subscription = self.create_subscription(kind, self.input_topic, self._on_image, qos)
-        self._subscribed_reliability = reliability
-
     def _subscribe_inputs(self) -> None:
         """Prompt topics and the dense node's depth (for instances/points and markers)."""
 
         def sub(kind, topic, callback):
-            self._input_subscriptions.append(self.create_subscription(kind, topic, callback, PROMPT_QOS))
+            self._extra_subscriptions.append(self.create_subscription(kind, topic, callback, PROMPT_QOS))
 
         sub(PointStamped, "prompt/pixel", lambda m: self._on_pixel(m.point.x, m.point.y, True, "prompt/pixel"))
         sub(PointStamped, "prompt/pixel/negative",
@@ -246,23 +134,12 @@ class SapNode(LifecycleNode):
         sub(PolygonStamped, "prompt/box", self._on_box)
         sub(Image, "depth", self._on_depth)
 
-    def _follow_publisher_qos(self) -> None:
-        """In ``auto`` mode, re-subscribe when the camera's publishers need another reliability."""
-        if self.params["qos.reliability"] != "auto" or self._image_subscription is None:
-            return
-        wanted = reliability_matching_publishers(self, self.resolve_topic_name(self.input_topic))
-        if wanted is not None and wanted != self._subscribed_reliability:
-            self.get_logger().warning(f"{self.input_topic}: publisher QoS needs a {wanted} subscription; "
-                                      "re-subscribing")
-            self._subscribe_image()
-
     def _on_image(self, msg) -> None:
-        self.health.input_rate.tick()
         if isinstance(msg, Image) and msg.height > 0 and msg.width == 2 * msg.height:
             with self._lock:  # pixel prompts may refer to this frame before the worker has decoded it
                 self._size = (msg.height, msg.width)
                 self._image_frame = msg.header.frame_id
-        self._mailbox.put((msg, time.monotonic()))
+        super()._on_image(msg)
         self._wake.set()
 
     def _on_depth(self, msg: Image) -> None:
@@ -363,7 +240,7 @@ class SapNode(LifecycleNode):
         return response
 
     def _on_segment_everything(self, request, response):
-        if self._segmenter is None:
+        if self._model is None:
             response.success, response.message = False, "the node is not active"
         elif self._size is None:
             response.success, response.message = False, "no panorama received yet"
@@ -406,29 +283,20 @@ class SapNode(LifecycleNode):
             return False
         msg, received = item
         try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-            check_panorama(rgb, self.params["min_height"], self.params["max_width"])
-        except (ImageConversionError, ValueError) as exc:
+            rgb = self._decode(msg)
+        except ValueError as exc:  # ImageConversionError included
             self.health.error(type(exc).__name__, f"bad input frame: {exc}", self.get_logger())
             return False
-        if self._image is not None and self._image[1].frame_id != msg.header.frame_id:
-            self.health.error("frame_id", f"input frame_id changed from {self._image[1].frame_id!r} to "
-                              f"{msg.header.frame_id!r}; outputs follow the new frame", self.get_logger())
         self._image_serial += 1
-        self._image = (np.ascontiguousarray(rgb), msg.header, received, self._image_serial)
+        self._image = (rgb, msg.header, received, self._image_serial)
         with self._lock:
             self._size = rgb.shape[:2]
             self._image_frame = msg.header.frame_id
         return True
 
-    def _wanted(self) -> set[str]:
-        if self.params["always_publish"]:
-            return set(self._outputs)
-        return {topic for topic, pub in self._outputs.items() if pub.get_subscription_count() > 0}
-
     def _segment(self, mode: str, objects) -> None:
         wanted = self._wanted()
-        segmenter = self._segmenter
+        segmenter = self._model
         if not wanted or segmenter is None:
             return
         rgb, header, received, serial = self._image
@@ -443,13 +311,9 @@ class SapNode(LifecycleNode):
             objects = []
         else:
             result = segmenter.segment(objects)
-        header = copy.deepcopy(header)
-        if p["frame_id"]:
-            header.frame_id = p["frame_id"]
+        header = self._output_header(copy.deepcopy(header))
         self._publish(wanted, result.instances, rgb, header, objects)
-        self._processed += 1
-        self.health.processed_rate.tick()
-        self.health.latency.add(time.monotonic() - received)
+        self._frame_done(received)
         self._last_run = {"mode": mode, "objects": len(result.object_ids), "scan_frames": result.frames,
                           "segment_s": f"{time.monotonic() - started:.3f}",
                           **{f"{k}_s": f"{v:.3f}" for k, v in result.timings.items()}}
@@ -491,81 +355,17 @@ class SapNode(LifecycleNode):
                 markers.append(marker)
             self._outputs["instances/markers"].publish(MarkerArray(markers=markers))
 
-    def _stop_processing(self) -> None:
-        self._running = False
-        self._mailbox.close()
-        self._wake.set()
-        for subscription in self._input_subscriptions + [self._image_subscription]:
-            if subscription is not None:
-                self.destroy_subscription(subscription)
-        self._input_subscriptions, self._image_subscription = [], None
-        worker, self._worker = self._worker, None
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=10.0)
-        if self._segmenter is not None:
-            self._segmenter.close()
-            self._segmenter = None
-            gc.collect()
-
-    # ----- parameters and diagnostics -----
-    def _on_set_parameters(self, changes):
-        from rcl_interfaces.msg import SetParametersResult
-
-        table = {p.name: p for p in PARAMETERS}
-        try:
-            for change in changes:
-                if change.name in table:
-                    validate(table[change.name], change.value)
-        except ParameterError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        for change in changes:
-            self.params[change.name] = change.value
-        return SetParametersResult(successful=True)
-
-    def _on_timer(self) -> None:
-        self._follow_publisher_qos()
-        self._publish_diagnostics()
-
-    def _publish_diagnostics(self) -> None:
+    def _diagnostic_values(self) -> dict[str, object]:
         with self._lock:
             objects = sum(not o.is_empty for o in self._session.objects)
             mode = self._mode
-        array = self.health.status(self._lifecycle_label, {
-            "model": self._describe_model(),
-            "device": self.params["device"],
-            "input_topic": self.resolve_topic_name(self.input_topic),
-            "input_reliability": self._subscribed_reliability or "",
-            "received_frames": self._mailbox.received,
-            "dropped_frames": self._mailbox.dropped,
-            "processed_frames": self._processed,
-            "prompt_mode": mode,
-            "prompted_objects": objects,
-            **{f"last_{k}": v for k, v in self._last_run.items()},
-        })
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(array)
+        return {"precision": self.params["precision"], "prompt_mode": mode, "prompted_objects": objects,
+                **{f"last_{k}": v for k, v in self._last_run.items()}}
 
 
 def main(args=None) -> None:
     """Entry point of the ``sap_node`` executable."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = SapNode()
-        except ParameterError as exc:
-            rclpy.logging.get_logger("sap_node").fatal(f"invalid parameter: {exc}")
-            raise SystemExit(2) from None
-        if node.params["autostart"]:
-            node.trigger_configure()
-            node.trigger_activate()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(SapNode, args)
 
 
 if __name__ == "__main__":
