@@ -16,9 +16,26 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .bagio import (COMPRESSED_TYPE, IMAGE_TYPE, POINTCLOUD_TYPE, BagReader, BagWriter, header, image_message,
-                    image_to_rgb, message_to_numpy, pointcloud_message, stamp_ns)
-from .dense import IMAGE_ENCODINGS, OUTPUT_TOPICS, DenseOptions, check_panorama, dense_products
+from .bagio import (
+    COMPRESSED_TYPE,
+    IMAGE_TYPE,
+    POINTCLOUD_TYPE,
+    BagReader,
+    BagWriter,
+    header,
+    image_message,
+    image_to_rgb,
+    message_to_numpy,
+    pointcloud_message,
+    stamp_ns,
+)
+from .dense import (
+    IMAGE_ENCODINGS,
+    OUTPUT_TOPICS,
+    DenseOptions,
+    check_panorama,
+    dense_products,
+)
 from .metrics import DenseEvaluation
 from .runtime import LatestFrameMailbox
 
@@ -83,6 +100,7 @@ class ReplayResult:
     examples: list[dict] = field(default_factory=list)
     bag_error: str | None = None
     output_bag: str | None = None
+    instance_ious: list[float] = field(default_factory=list)
 
     @property
     def processed(self) -> list[FrameRecord]:
@@ -132,8 +150,8 @@ def _group_frames(reader: BagReader, image_topic: str, gt_topics: dict[str, str]
 class Replayer:
     """Runs frames of a bag through a dense predictor (and an optional segmentation step) and collects results.
 
-    ``segment`` is called as ``segment(rgb, frame)`` and returns extra images to write, ``{topic: (array,
-    encoding)}`` (e.g. SAP's ``instances`` mono16); it may be None.
+    ``segment`` (a SegmentationStep, or None) is called as ``segment(rgb, frame)`` and returns extra images to
+    write, ``{topic: (array, encoding)}``; with ground-truth instances its objects are scored too.
     """
 
     def __init__(self, predictor, config: ReplayConfig, *, segment: Callable | None = None,
@@ -178,6 +196,9 @@ class Replayer:
             result.wall_s = time.monotonic() - start
             result.bag_error = reader.error
         result.metrics = evaluation.result()
+        if result.instance_ious:
+            result.metrics["instances"] = {"mIoU": float(np.mean(result.instance_ious) * 100),
+                                           "objects_scored": len(result.instance_ious)}
         if result.records:
             stamps = [r.stamp_ns for r in result.records]
             result.bag_duration_s = (max(stamps) - min(stamps)) / 1e9
@@ -242,6 +263,8 @@ class Replayer:
             self._write(writer, frame, products, extra)
         lap("write")
         gt = {key: message_to_numpy(msg) for key, msg in frame.ground_truth_msgs.items()}
+        if "instances" in extra and "instances" in gt:
+            result.instance_ious.extend(self.segment.instance_ious(extra["instances"][0], gt["instances"]))
         evaluation.add(semantic=prediction.semantic, semantic_gt=gt.get("semantic"),
                        depth=prediction.depth, depth_gt=gt.get("depth"),
                        normals=prediction.normals, normals_gt=gt.get("normals"))
@@ -264,3 +287,74 @@ class Replayer:
         for topic, (array, encoding) in extra.items():
             writer.write(f"{namespace}/{topic}", IMAGE_TYPE, frame.log_time_ns,
                          image_message(array, encoding, msg_header))
+
+
+def prompt_session(spec: dict, height: int, width: int):
+    """A SAP PromptSession from a prompt spec in ERP pixels of a ``width`` x ``height`` panorama.
+
+    ``spec = {"objects": [{"points": [[x, y], ...], "negative": [[x, y], ...], "box": [x0, y0, x1, y1]}, ...]}``;
+    each object needs a point or a box. Pixel coordinates are continuous (pixel centres at +0.5).
+    """
+    from .models.sap import BoxPrompt, PointPrompt, PromptSession
+
+    session = PromptSession()
+    objects = spec.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise ValueError("a prompt spec needs a non-empty 'objects' list")
+    for i, obj in enumerate(objects):
+        if not (obj.get("points") or obj.get("box")):
+            raise ValueError(f"prompt object {i} has neither 'points' nor a 'box'")
+        try:
+            if obj.get("box"):  # a box starts its object; the clicks below then refine it
+                session.add_box(BoxPrompt.from_erp_pixels(*map(float, obj["box"]), height, width))
+            else:
+                session.new_object()
+            for x, y in obj.get("points", []):
+                session.add_point(PointPrompt.from_erp_pixel(float(x), float(y), height, width, positive=True))
+            for x, y in obj.get("negative", []):
+                session.add_point(PointPrompt.from_erp_pixel(float(x), float(y), height, width, positive=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"prompt object {i}: {exc}") from None
+    return session
+
+
+class SegmentationStep:
+    """SAP in replay: the same prompts segment every frame, as the sap_node does with ``track_new_frames``.
+
+    Returns the sap_node's ``instances`` (mono16) and ``instances/color`` (rgb8) for the output bag, and keeps
+    the clicked pixels so ``instance_ious`` can score each object against the ground-truth instance under its
+    first click.
+    """
+
+    def __init__(self, segmenter, spec: dict, alpha: float = 0.5):
+        self.segmenter = segmenter
+        self.spec = spec
+        self.alpha = alpha
+        self._sessions: dict[tuple[int, int], object] = {}
+
+    def session(self, height: int, width: int):
+        if (height, width) not in self._sessions:
+            self._sessions[(height, width)] = prompt_session(self.spec, height, width)
+        return self._sessions[(height, width)]
+
+    def __call__(self, rgb: np.ndarray, frame: BagFrame) -> dict[str, tuple[np.ndarray, str]]:
+        from .models.sap.products import instance_overlay
+
+        session = self.session(*rgb.shape[:2])
+        self.segmenter.set_image(rgb)
+        result = self.segmenter.segment(session.objects)
+        overlay = instance_overlay(rgb, result.instances, self.alpha, session.objects)
+        return {"instances": (result.instances, "mono16"), "instances/color": (overlay, "rgb8")}
+
+    def instance_ious(self, instances: np.ndarray, gt_instances: np.ndarray) -> list[float]:
+        """IoU of each prompted object with the ground-truth instance under its first positive click."""
+        ious = []
+        for object_id, obj in enumerate(self.spec["objects"], start=1):
+            x, y = (obj.get("points") or [[(obj["box"][0] + obj["box"][2]) / 2,
+                                           (obj["box"][1] + obj["box"][3]) / 2]])[0]
+            target_id = gt_instances[min(int(y), gt_instances.shape[0] - 1), min(int(x), gt_instances.shape[1] - 1)]
+            target = gt_instances == target_id
+            predicted = instances == object_id
+            union = np.logical_or(target, predicted).sum()
+            ious.append(float(np.logical_and(target, predicted).sum() / union) if union else 0.0)
+        return ious

@@ -26,14 +26,26 @@ def dense_settings(args) -> dict[str, object]:
     return params
 
 
-def load_predictor(params: dict):
-    from ..models.builtin import load_mtpano_predictor
-
-    return load_mtpano_predictor(params["model.config"], params["model.checkpoint"], device=params["device"],
-                                 precision=params["precision"], backend=params["model.backend"],
-                                 onnx_path=params["model.onnx_path"])
-
-
 def dense_options(params: dict) -> DenseOptions:
     return DenseOptions(decimation=params["points.decimation"], min_range=params["points.min_range"],
                         max_range=params["points.max_range"], semantic_alpha=params["semantic.alpha"])
+
+
+def add_sap_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("SAP segmenter (defaults: the sap node's parameter file)")
+    group.add_argument("--sap-params", default=None,
+                       help="sap node parameter YAML (default: the installed config/sap.yaml)")
+    group.add_argument("--sap-backend", default=None, help="builtin, sam2, ...")
+    group.add_argument("--sap-model", default=None, help="backend configuration (sam2: tiny, small, base+, large)")
+    group.add_argument("--sap-checkpoint", default=None, help="backend weights (sam2: the official .pt)")
+    group.add_argument("--sap-frame-size", type=int, default=None, help="scan frame side in pixels")
+
+
+def sap_settings(args) -> dict[str, object]:
+    """The sap node's parameters from ``--sap-params`` (or the installed file), overridden by the flags."""
+    params = node_parameters(args.sap_params or share_path("config/sap.yaml"), "sap_node")
+    overrides = {"model.backend": args.sap_backend, "model.config": args.sap_model,
+                 "model.checkpoint": args.sap_checkpoint, "scan.frame_size": args.sap_frame_size,
+                 "device": getattr(args, "device", None), "precision": getattr(args, "precision", None)}
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    return params

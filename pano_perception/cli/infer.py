@@ -9,16 +9,30 @@ import numpy as np
 
 from ..dense import depth_to_cloud, normals_to_color, semantic_overlay
 from ..labels import colorize_semantic
+from ..models.builtin import mtpano_from_settings, sap_from_settings
+from ..models.sap.products import instance_overlay
+from ..replay import prompt_session
 from ..report import colorize_depth
-from .common import add_model_arguments, dense_settings, load_predictor
+from .common import add_model_arguments, add_sap_arguments, dense_settings, sap_settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("infer", help="run the dense model on ERP image files", description=__doc__)
     parser.add_argument("images", nargs="+", help="2:1 equirectangular images (png, jpg, ...)")
     parser.add_argument("--out", default="infer_out", help="output folder")
+    parser.add_argument("--click", action="append", default=[], metavar="X,Y",
+                        help="segment the object at this ERP pixel with SAP (repeat for more objects)")
     add_model_arguments(parser)
+    add_sap_arguments(parser)
     return parser
+
+
+def parse_click(text: str) -> list[float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--click takes X,Y in pixels (e.g. 512.5,300); got {text!r}") from None
+    return [x, y]
 
 
 def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
@@ -47,7 +61,9 @@ def read_rgb(path: str) -> np.ndarray:
 
 def run(args) -> int:
     params = dense_settings(args)
-    predictor = load_predictor(params)
+    predictor = mtpano_from_settings(params)
+    spec = {"objects": [{"points": [parse_click(c)]} for c in args.click]}
+    segmenter = sap_from_settings(sap_settings(args)) if args.click else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for image_path in args.images:
@@ -67,5 +83,12 @@ def run(args) -> int:
         cloud = depth_to_cloud(prediction.depth, rgb, decimation=1, min_range=params["points.min_range"],
                                max_range=params["points.max_range"])
         write_ply(Path(f"{stem}.ply"), cloud.points[..., :3].reshape(-1, 3), cloud.rgb.reshape(-1, 3))
+        if segmenter is not None:
+            session = prompt_session(spec, *rgb.shape[:2])
+            segmenter.set_image(rgb)
+            instances = segmenter.segment(session.objects).instances
+            cv2.imwrite(f"{stem}_instances.png", instances)
+            overlay = instance_overlay(rgb, instances, 0.5, session.objects)
+            cv2.imwrite(f"{stem}_instances_overlay.png", overlay[..., ::-1])
         print(f"{image_path}: wrote {stem}_*.png/.npy and {stem}.ply")
     return 0

@@ -2,14 +2,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
 from ..bagio import BagError
-from ..replay import GROUND_TRUTH_DEFAULTS, ReplayConfig, Replayer
+from ..models.builtin import mtpano_from_settings, sap_from_settings
+from ..replay import GROUND_TRUTH_DEFAULTS, ReplayConfig, Replayer, SegmentationStep
 from ..report import write_report
-from .common import add_model_arguments, dense_options, dense_settings, load_predictor
+from .common import (
+    add_model_arguments,
+    add_sap_arguments,
+    dense_options,
+    dense_settings,
+    sap_settings,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -29,7 +38,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--report", default=None, help="report folder (default: <bag>_report)")
     parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--prompts", default=None,
+                        help="SAP prompts (JSON: {\"objects\": [{\"points\": [[x, y]], \"negative\": [], "
+                             "\"box\": [x0, y0, x1, y1]}]} in ERP pixels); segments every frame with them")
     add_model_arguments(parser)
+    add_sap_arguments(parser)
     return parser
 
 
@@ -40,17 +53,25 @@ def run(args) -> int:
         ground_truth={key: getattr(args, f"{key}_topic") or None for key in GROUND_TRUTH_DEFAULTS},
         mode=args.mode, speed=args.speed, dense=dense_options(params), max_frames=args.max_frames,
         min_height=params["min_height"], max_width=params["max_width"])
-    predictor = load_predictor(params)
+    predictor = mtpano_from_settings(params)
+    segment = None
+    if args.prompts:
+        sap = sap_settings(args)
+        segment = SegmentationStep(sap_from_settings(sap), json.loads(Path(args.prompts).read_text()),
+                                   alpha=sap["instances.alpha"])
     try:
         with tqdm(desc="replay", unit="frame") as bar:
-            result = Replayer(predictor, config).run(args.bag, args.out_bag, args.storage, progress=bar.update)
+            result = Replayer(predictor, config, segment=segment).run(args.bag, args.out_bag, args.storage,
+                                                                      progress=bar.update)
     except BagError as exc:
         print(f"pano-perception replay: {exc}", file=sys.stderr)
         return 2
     report = write_report(result, args.report or f"{str(args.bag).rstrip('/')}_report")
     depth, semantic = result.metrics["depth"], result.metrics["semantic"]
+    instances = result.metrics.get("instances")
     print(f"{len(result.processed)} frames processed, {result.dropped} dropped; AbsRel {depth['AbsRel']:.3f}, "
-          f"mIoU {semantic['mIoU']:.1f}; report: {report}")
+          f"mIoU {semantic['mIoU']:.1f}" + (f", instance mIoU {instances['mIoU']:.1f}" if instances else "")
+          + f"; report: {report}")
     if result.bag_error:
         print(f"warning: {result.bag_error}; results cover the readable part", file=sys.stderr)
         return 1

@@ -36,3 +36,22 @@ def load_mtpano_predictor(config: str = "builtin", checkpoint: str = "", *, devi
     config, checkpoint = resolve_mtpano(config, checkpoint)
     return MTPanoPredictor(config, checkpoint, device=device, precision=precision, backend=backend,
                            onnx_path=onnx_path or None)
+
+
+def mtpano_from_settings(params: dict):
+    """An MTPanoPredictor from the dense node's parameter names (``model.config``, ``device``, ...)."""
+    return load_mtpano_predictor(params["model.config"], params["model.checkpoint"], device=params["device"],
+                                 precision=params["precision"], backend=params["model.backend"],
+                                 onnx_path=params["model.onnx_path"])
+
+
+def sap_from_settings(params: dict):
+    """A PanoSegmenter from the sap node's parameter names (``model.backend``, ``scan.*``, ``fusion.*``, ...)."""
+    from .sap import build_segmenter
+
+    return build_segmenter(
+        params["model.backend"], config=params["model.config"], checkpoint=params["model.checkpoint"],
+        device=params["device"], precision=params["precision"], fov_deg=params["scan.fov_deg"],
+        overlap=params["scan.overlap"], pitch_deg=tuple(params["scan.pitch_deg"]),
+        frame_size=params["scan.frame_size"], prompt_frames=params["scan.prompt_frames"],
+        threshold=params["fusion.threshold"], min_component_px=params["fusion.min_component_px"])

@@ -42,12 +42,9 @@ class DenseNode(PerceptionNode):
         super().__init__(node_name, **kwargs)
 
     def _load_model(self):
-        from ..models.builtin import load_mtpano_predictor
+        from ..models.builtin import mtpano_from_settings
 
-        p = self.params
-        return load_mtpano_predictor(p["model.config"], p["model.checkpoint"], device=p["device"],
-                                     precision=p["precision"], backend=p["model.backend"],
-                                     onnx_path=p["model.onnx_path"])
+        return mtpano_from_settings(self.params)
 
     def _describe_model(self) -> str:
         return f"MTPano {self._model.config.name} ({self.params['precision']}, {self.params['device']})"

@@ -23,8 +23,16 @@ from ..dense import check_panorama
 from ..runtime import LatestFrameMailbox
 from .conversions import compressed_to_rgb, image_to_rgb
 from .diagnostics import NodeHealth
-from .params import (DURABILITY_CHOICES, RELIABILITY_CHOICES, Param, ParameterError, declare, qos_profile,
-                     reliability_matching_publishers, validate)
+from .params import (
+    DURABILITY_CHOICES,
+    RELIABILITY_CHOICES,
+    Param,
+    ParameterError,
+    declare,
+    qos_profile,
+    reliability_matching_publishers,
+    validate,
+)
 
 
 def input_parameters(device_help: str = "Torch device: cpu, cuda, cuda:1, ...") -> list[Param]:

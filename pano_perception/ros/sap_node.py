@@ -24,7 +24,12 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ..models.sap.backend import PRECISIONS, available_backends
 from ..models.sap.prompts import BoxPrompt, PointPrompt
 from ..models.sap.segmenter import PROMPT_FRAMES, PromptSession
-from .conversions import ImageConversionError, image_to_numpy, numpy_to_image, pointcloud2
+from .conversions import (
+    ImageConversionError,
+    image_to_numpy,
+    numpy_to_image,
+    pointcloud2,
+)
 from .params import Param
 from .perception_node import PerceptionNode, input_parameters, run_node
 
@@ -99,16 +104,10 @@ class SapNode(PerceptionNode):
 
     # ----- model -----
     def _load_model(self):
-        from ..models.sap import build_segmenter
+        from ..models.builtin import sap_from_settings
 
-        p = self.params
         self._segmented_serial = -1
-        return build_segmenter(
-            p["model.backend"], config=p["model.config"], checkpoint=p["model.checkpoint"], device=p["device"],
-            precision=p["precision"], fov_deg=p["scan.fov_deg"], overlap=p["scan.overlap"],
-            pitch_deg=tuple(p["scan.pitch_deg"]), frame_size=p["scan.frame_size"],
-            prompt_frames=p["scan.prompt_frames"], threshold=p["fusion.threshold"],
-            min_component_px=p["fusion.min_component_px"])
+        return sap_from_settings(self.params)
 
     def _describe_model(self) -> str:
         return (f"SAP {self._model.backend.describe()}, {len(self._model.trajectory)} views of "
@@ -326,7 +325,12 @@ class SapNode(PerceptionNode):
         return next((d for s, d in reversed(self._depths) if s == stamp), self._depths[-1][1])
 
     def _publish(self, wanted: set[str], instances: np.ndarray, rgb: np.ndarray, header, objects) -> None:
-        from ..models.sap.products import instance_colours, instance_overlay, object_centroids, object_cloud
+        from ..models.sap.products import (
+            instance_colours,
+            instance_overlay,
+            object_centroids,
+            object_cloud,
+        )
 
         p = self.params
         if "instances" in wanted:

@@ -149,3 +149,64 @@ def test_cli_replay_compressed_and_infer(bag, tmp_path):
     np.testing.assert_allclose(depth_mm[np.isfinite(depth)], np.round(depth[np.isfinite(depth)] * 1000), atol=1)
     ply = (tmp_path / "inf" / "pano.ply").read_bytes()
     assert ply.startswith(b"ply\nformat binary_little_endian 1.0\nelement vertex ")
+    with BagReader(bag) as reader:
+        gt = message_to_numpy(next(reader.messages(["/ground_truth/instances"])).msg)
+    np.save(tmp_path / "gt.npy", gt)
+    ids, areas = np.unique(gt[gt > 0], return_counts=True)
+    target = ids[np.argmax(areas)]
+    ys, xs = np.nonzero(gt == target)
+    click = f"{xs[len(xs) // 2] + 0.5},{ys[len(ys) // 2] + 0.5}"
+    done = subprocess.run([*cli, "infer", str(tmp_path / "pano.png"), "--out", str(tmp_path / "inf"), *model,
+                           "--click", click, "--sap-backend", "oracle", "--sap-checkpoint", str(tmp_path / "gt.npy"),
+                           "--sap-frame-size", "64"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    instances = cv2.imread(str(tmp_path / "inf" / "pano_instances.png"), cv2.IMREAD_UNCHANGED)
+    assert instances.dtype == np.uint16
+    iou = ((instances == 1) & (gt == target)).sum() / ((instances == 1) | (gt == target)).sum()
+    assert iou > 0.8
+    bad = subprocess.run([*cli, "infer", str(tmp_path / "pano.png"), *model, "--click", "nope"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--click takes X,Y" in bad.stderr
+
+
+def test_sap_prompts_segment_every_frame_and_are_scored(tmp_path, predictor):
+    """The same clicks segment each frame; with the oracle backend (ground-truth masks) the objects score high."""
+    from pano_perception.cli.demo import click_objects
+    from pano_perception.models.sap import build_segmenter
+    from pano_perception.replay import SegmentationStep
+
+    scene = generate_scene(7)
+    pose = camera_trajectory(scene, 1)[0]
+    path = tmp_path / "still"
+    write_bag(path, scene, [pose, pose, pose], 128)  # a still camera: one ground truth fits every frame
+    spec = click_objects(path, 2)
+    assert len(spec["objects"]) == 2
+    with BagReader(path) as reader:
+        gt = message_to_numpy(next(reader.messages(["/ground_truth/instances"])).msg)
+    np.save(tmp_path / "instances.npy", gt)
+    segmenter = build_segmenter("oracle", checkpoint=str(tmp_path / "instances.npy"), frame_size=128)
+    step = SegmentationStep(segmenter, spec)
+    result = Replayer(predictor, ReplayConfig(), segment=step).run(path, tmp_path / "out")
+    assert result.metrics["instances"]["objects_scored"] == 6
+    assert result.metrics["instances"]["mIoU"] > 95
+    with BagReader(tmp_path / "out") as reader:
+        assert reader.topics["/pano/instances"] == "sensor_msgs/msg/Image"
+        masks = [m.msg for m in reader.messages(["/pano/instances"])]
+    ids = message_to_numpy(masks[0])
+    assert masks[0].encoding == "mono16" and set(np.unique(ids)) == {0, 1, 2}
+    first = spec["objects"][0]["ground_truth_instance"]
+    assert (ids == 1).sum() > 0.9 * (gt == first).sum()
+
+
+def test_prompt_spec_errors_name_the_object():
+    from pano_perception.replay import prompt_session
+
+    with pytest.raises(ValueError, match="non-empty 'objects'"):
+        prompt_session({}, 64, 128)
+    with pytest.raises(ValueError, match="prompt object 1 has neither"):
+        prompt_session({"objects": [{"points": [[3, 4]]}, {"negative": [[1, 1]]}]}, 64, 128)
+    with pytest.raises(ValueError, match="prompt object 0"):
+        prompt_session({"objects": [{"points": [[500, 4]]}]}, 64, 128)
+    session = prompt_session({"objects": [{"points": [[3, 4]], "negative": [[9, 9]]}, {"box": [120, 5, 8, 20]}]},
+                             64, 128)
+    assert [o.object_id for o in session.objects] == [1, 2]
