@@ -1,6 +1,6 @@
 """Parameters, MACs and CPU latency of MTPano configurations, torch eager vs ONNX Runtime.
 
-Run: ``python -m pano_perception.models.mtpano.benchmark micro-cpu small-cpu [--runs 5] [--threads 2]``.
+Run: ``.venv/bin/python benchmarks/mtpano.py micro-cpu small-cpu [--runs 5] [--threads 2]``.
 Prints a markdown table (latency = median of ``--runs`` forward passes at batch 1 after one warm-up, fp32).
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .export import OnnxRuntimeMTPano, export_onnx
-from .model import build_mtpano
+from pano_perception.models.mtpano.export import OnnxRuntimeMTPano, export_onnx
+from pano_perception.models.mtpano.model import build_mtpano
 
 
 def count_macs(model, pixel_values: torch.Tensor) -> int:
