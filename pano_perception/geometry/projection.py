@@ -187,6 +187,7 @@ def e2p_normals(normals, views: Sequence[PerspectiveView], *, mode: str = "bilin
 
 @dataclass
 class _Window:
+    view_index: int
     rows: slice
     cols: torch.Tensor  # ERP column indices (wrapped), (ww,)
     grid: torch.Tensor  # (1, hh, ww, 2) into the view, align_corners=False
@@ -199,8 +200,11 @@ def _footprint(view: PerspectiveView, height: int, width: int) -> tuple[slice, n
     rot = view.rotation
     pole_rows = []
     for pole, row_range in ((np.array([0.0, 0.0, 1.0]), (0, None)), (np.array([0.0, 0.0, -1.0]), (None, height))):
-        _, _, inside = view.project(rot.T @ pole)
-        if inside:
+        x, y, _ = view.project(rot.T @ pole)
+        # A pole on or near the view's edge (a 90-degree view at pitch 45) counts as inside: around it the
+        # footprint spans every column.
+        near = (rot.T @ pole)[2] > 0 and -2 <= x <= view.width + 2 and -2 <= y <= view.height + 2
+        if near:
             pole_rows.append(row_range)
     n = 64
     t = (np.arange(n) + 0.5) / n
@@ -226,25 +230,71 @@ def _footprint(view: PerspectiveView, height: int, width: int) -> tuple[slice, n
     return slice(top, bottom), (math.floor(x_lo) + np.arange(count)) % width
 
 
+def _footprint_bands(view: PerspectiveView, height: int, width: int, band_rows: int = 64,
+                     step: int = 8) -> list[tuple[slice, np.ndarray]]:
+    """The footprint as bands of rows, each with its own (wrapped) column range.
+
+    A view that contains a pole spans every column near the pole but far fewer away from it; splitting its
+    full-width window into bands keeps the cached grids (and the samples) close to the true footprint.
+    """
+    rows, cols = _footprint(view, height, width)
+    if len(cols) < width:
+        return [(rows, cols)]
+    coarse = np.arange(0, width, step)
+    lon = (coarse + step / 2) * (2 * math.pi / width) - math.pi
+    bands = []
+    for top in range(rows.start, rows.stop, band_rows):
+        bottom = min(top + band_rows, rows.stop)
+        ys = np.append(np.arange(top, bottom, step / 2), bottom) + 0.0
+        lat = math.pi / 2 - np.clip(ys, 0.0, height) * (math.pi / height)
+        lo, la = np.meshgrid(lon, lat)
+        rays = np.stack([np.cos(la) * np.cos(lo), -np.cos(la) * np.sin(lo), np.sin(la)], -1) @ view.rotation
+        x, y, _ = view.project(rays)
+        seen = (rays[..., 2] > 0) & (x > -step) & (x < view.width + step) & (y > -step) & (y < view.height + step)
+        hit = seen.any(axis=0)
+        if not hit.any():
+            continue
+        hit = hit | np.roll(hit, 1) | np.roll(hit, -1)
+        if hit.all():
+            bands.append((slice(top, bottom), np.arange(width)))
+            continue
+        # The complement of the longest circular run of misses is the band's column range.
+        gap, gap_end = _longest_circular_run(~hit)
+        start = (gap_end % len(hit)) * step - step
+        bands.append((slice(top, bottom), (start + np.arange(min(width, (len(hit) - gap + 2) * step))) % width))
+    return bands
+
+
+def _longest_circular_run(flags: np.ndarray) -> tuple[int, int]:
+    """(length, end index) of the longest run of True in a circular boolean array that is not all True;
+    the end index is one past the run's last element and may exceed len(flags) (take it modulo)."""
+    doubled = np.concatenate([flags, flags]).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], doubled, [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    longest = int(np.argmax(ends - starts))
+    return int(min(len(flags), ends[longest] - starts[longest])), int(ends[longest])
+
+
 def _p2e_windows(height, width, views, margin, device, dtype) -> list[_Window]:
     """Per-view ERP windows; ``margin`` (pixels) keeps samples that far inside the view (0.5 for bilinear)."""
 
     def build():
         rays_all = erp_rays(height, width, numpy=True).astype(np.float64)
         windows = []
-        for view in views:
-            rows, cols = _footprint(view, height, width)
-            rays = rays_all[rows][:, cols] @ view.rotation  # view_from_cam applied to row vectors
-            x, y, inside = view.project(rays)
-            inside &= (x >= margin) & (x <= view.width - margin) & (y >= margin) & (y <= view.height - margin)
-            grid = np.stack([2.0 * x / view.width - 1.0, 2.0 * y / view.height - 1.0], -1)
-            grid = np.where(inside[..., None], grid, -2.0)
-            windows.append(_Window(
-                rows=rows,
-                cols=torch.from_numpy(cols).to(device),
-                grid=torch.from_numpy(grid[None]).to(device=device, dtype=dtype),
-                valid=torch.from_numpy(inside).to(device),
-                cos_alpha=torch.from_numpy(rays[..., 2]).to(device=device, dtype=dtype)))
+        for index, view in enumerate(views):
+            for rows, cols in _footprint_bands(view, height, width):
+                rays = rays_all[rows][:, cols] @ view.rotation  # view_from_cam applied to row vectors
+                x, y, inside = view.project(rays)
+                inside &= (x >= margin) & (x <= view.width - margin) & (y >= margin) & (y <= view.height - margin)
+                grid = np.stack([2.0 * x / view.width - 1.0, 2.0 * y / view.height - 1.0], -1)
+                grid = np.where(inside[..., None], grid, -2.0)
+                windows.append(_Window(
+                    view_index=index,
+                    rows=rows,
+                    cols=torch.from_numpy(cols).to(device),
+                    grid=torch.from_numpy(grid[None]).to(device=device, dtype=dtype),
+                    valid=torch.from_numpy(inside).to(device),
+                    cos_alpha=torch.from_numpy(rays[..., 2]).to(device=device, dtype=dtype)))
         return windows
 
     key = (height, width, _views_key(views), margin, str(device), dtype)
@@ -283,13 +333,16 @@ def _restore_erp(out: torch.Tensor, valid: torch.Tensor, layout: str):
 
 
 def p2e(views_data, views: Sequence[PerspectiveView], erp_height: int, *, mode: str = "bilinear",
-        reduce: str = "center", fill: float = 0.0, _transform=None):
+        reduce: str = "center", fill: float = 0.0, edge_margin: float | None = None, _transform=None):
     """Write view images back into an ERP of ``erp_height`` x ``2*erp_height``.
 
     Returns ``(erp, valid)``: ``erp`` (B, C, H, W) (or the caller's layout) and ``valid`` (B, H, W), true where
     at least one view sees the pixel. ``reduce``: ``max`` (per-pixel max, SAP's fusion), ``mean`` (average of the
     views that see it) or ``center`` (the view whose optical axis is closest to the ray; use it for labels).
-    Pixels no view sees hold ``fill``. With ``bilinear`` a view's outer half-pixel band does not count as seen.
+    Pixels no view sees hold ``fill``. ``edge_margin`` (pixels; default 0.5 for bilinear, 0 for nearest) is the
+    band along a view's border that does not count as seen: bilinear samples there would be clamped, not
+    interpolated. Pass 0 where clamped values are fine (mask fusion) and full coverage matters: a 90-degree view at
+    pitch 45 has the pole on its edge.
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
@@ -302,17 +355,18 @@ def p2e(views_data, views: Sequence[PerspectiveView], erp_height: int, *, mode: 
     source_dtype = data.dtype
     work = data if data.is_floating_point() else data.to(torch.float32)
     b, _, c = work.shape[:3]
-    margin = 0.5 if mode == "bilinear" else 0.0  # bilinear needs a neighbour on both sides
-    windows = _p2e_windows(height, width, views, margin, work.device, work.dtype)
+    if edge_margin is None:
+        edge_margin = 0.5 if mode == "bilinear" else 0.0  # bilinear needs a neighbour on both sides
+    windows = _p2e_windows(height, width, views, edge_margin, work.device, work.dtype)
     init = -math.inf if reduce == "max" else 0.0
     out = torch.full((b, c, height, width), init, dtype=work.dtype, device=work.device)
     score = torch.full((b, height, width), -math.inf if reduce == "center" else 0.0, dtype=work.dtype,
                        device=work.device)
-    for i, (view, win) in enumerate(zip(views, windows)):
-        sampled = F.grid_sample(work[:, i], win.grid.expand(b, -1, -1, -1), mode=mode, padding_mode="border",
-                                align_corners=False)  # (B, C, hh, ww)
+    for win in windows:
+        sampled = F.grid_sample(work[:, win.view_index], win.grid.expand(b, -1, -1, -1), mode=mode,
+                                padding_mode="border", align_corners=False)  # (B, C, hh, ww)
         if _transform is not None:
-            sampled = _transform(sampled, view, win)
+            sampled = _transform(sampled, views[win.view_index], win)
         valid = win.valid[None].expand(b, -1, -1)
         out_rows = out[:, :, win.rows]
         current = out_rows.index_select(-1, win.cols)

@@ -23,7 +23,7 @@ IOU_HEIGHT = 256
 
 def fuse_views(probabilities: torch.Tensor, views: Sequence[PerspectiveView], erp_height: int) -> torch.Tensor:
     """Probabilities (N, K, h, w) in [0, 1] of K objects in N views -> fused (K, H, W) by per-pixel max."""
-    fused, _ = p2e(probabilities, views, erp_height, mode="bilinear", reduce="max", fill=0.0)
+    fused, _ = p2e(probabilities, views, erp_height, mode="bilinear", reduce="max", fill=0.0, edge_margin=0.0)
     return fused
 
 
