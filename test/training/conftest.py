@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -16,6 +17,15 @@ from training.mtpano.pseudo_labels import CropSampling, generate_cache
 from training.mtpano.teachers import OracleTeacher
 
 ERP_HEIGHT = 128  # the micro-cpu model's input height
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread per test: on a shared 2-core machine more threads spin against other processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,19 @@ def test_semantic_loss_is_patch_wise_and_ignores_unlabelled():
     assert losses.semantic_loss(logits, target).item() == pytest.approx((expected_right + expected_wrong) / 2)
 
 
+def test_class_weighted_cross_entropy():
+    logits = torch.zeros(1, 3, 1, 2)
+    target = torch.tensor([[[[0, 1]]]])
+    weights = torch.tensor([1.0, 3.0, 1.0])
+    logits[0, 0, 0, 0] = 2.0  # pixel 0 (class 0) nearly right, pixel 1 (class 1) uniform
+    nll = torch.tensor([math.log(2 + math.exp(2.0)) - 2.0, math.log(3.0)])
+    assert losses.semantic_loss(logits, target, weights).item() == pytest.approx(((nll[0] + 3 * nll[1]) / 4).item())
+    assert losses.semantic_loss(logits, target).item() == pytest.approx(nll.mean().item())
+    counts = torch.tensor([98.0, 2.0, 0.0])
+    np.testing.assert_allclose(losses.enet_class_weights(counts).numpy(),
+                               [1 / math.log(1.02 + 0.98), 1 / math.log(1.04), 1 / math.log(1.02)], rtol=1e-6)
+
+
 def test_depth_loss_is_scale_aware():
     target = torch.full((1, 1, 4, 4), 2.0)
     target[0, 0, 0] = float("nan")

@@ -119,6 +119,9 @@ def test_circular_span_wraps_the_seam():
 def test_cache_round_trip_and_resume(tiny_cache, tmp_path):
     cache = PseudoLabelCache(tiny_cache)
     assert len(cache) == 2 and cache.num_crops(0) == 6
+    counts = cache.class_counts(150)
+    assert counts[0] > 0 and counts.sum() == sum((cache.crop(i, k).semantic != IGNORE_ID).sum()
+                                                 for i in range(2) for k in range(6))
     assert cache.key(0) == "synthetic/scene_000003/000" and cache.rgb(0).shape == (128, 256, 3)
     sample = SyntheticPanoramas([3], 128)[0]
     views = CropSampling(num_crops=6, crop_size=64).sample_views(panorama_rng(0, 0))

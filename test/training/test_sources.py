@@ -150,3 +150,53 @@ def test_teachers():
         build_teacher("moge2", device="cpu")  # the moge package is not installed here
     with pytest.raises(TypeError, match="SceneContext"):
         OracleTeacher().predict(None, [], context=None)
+
+
+def test_real_adapters_post_processing_with_stand_in_models():
+    """The adapters' conversion code, with stand-ins for the hub models (their weights are not available here)."""
+    import torch
+
+    from pano_perception.geometry import PerspectiveView
+    from training.mtpano.teachers import DepthAnythingV2Teacher, MoGe2Teacher, TransformersSegmenterTeacher
+
+    views = [PerspectiveView.from_degrees(4, 2, 90.0)]
+    crops = np.zeros((1, 2, 4, 3), np.uint8)
+
+    class MoGe:
+        def infer(self, image, fov_x, resolution_level, use_fp16):
+            assert image.shape == (3, 2, 4) and fov_x == pytest.approx(90.0)
+            normal = torch.zeros(2, 4, 3)
+            normal[..., 2] = 1.0  # pointing away from the camera: must be flipped
+            mask = torch.ones(2, 4, dtype=torch.bool)
+            mask[0, 0] = False
+            return {"depth": torch.full((2, 4), 3.0), "mask": mask, "normal": normal}
+
+    moge = object.__new__(MoGe2Teacher)
+    moge.torch, moge.device, moge.fp16, moge.resolution_level, moge.model = torch, torch.device("cpu"), False, 9, MoGe()
+    labels = moge.predict(crops, views)
+    assert np.isnan(labels.z_depth[0, 0, 0]) and labels.z_depth[0, 1, 1] == 3.0
+    assert np.isnan(labels.normals[0, 0, 0]).all() and (labels.normals[0, 1, 1] == (0, 0, -1)).all()
+
+    class Inputs(dict):
+        def to(self, device):
+            return self
+
+    class Processor:
+        def __call__(self, images, return_tensors):
+            return Inputs(pixel_values=torch.zeros(len(images), 3, 2, 4))
+
+        def post_process_semantic_segmentation(self, outputs, target_sizes):
+            return [torch.full(size, 7) for size in target_sizes]
+
+        def post_process_depth_estimation(self, outputs, target_sizes):
+            return [{"predicted_depth": torch.tensor([[0.0, 1.0, 2.0, 3.0]] * 2)} for _ in target_sizes]
+
+    segmenter = object.__new__(TransformersSegmenterTeacher)
+    segmenter.torch, segmenter.device, segmenter.batch_size = torch, torch.device("cpu"), 8
+    segmenter.processor, segmenter.model = Processor(), lambda **inputs: None
+    assert (segmenter.predict(crops, views).semantic == 7).all()
+    depth = object.__new__(DepthAnythingV2Teacher)
+    depth.torch, depth.device, depth.batch_size = torch, torch.device("cpu"), 8
+    depth.processor, depth.model = Processor(), lambda **inputs: None
+    z = depth.predict(crops, views).z_depth
+    assert np.isnan(z[0, :, 0]).all() and (z[0, :, 3] == 3.0).all()  # no depth (0) is invalid

@@ -20,13 +20,6 @@ from training.mtpano.train import CHECKPOINT, LOG, WEIGHTS, Trainer, poly_lr
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _config(cache, out_dir, *extra):
     return load_config(None, [
         "model.config=micro-cpu", "model.init_depth_bias=2.0", f"data.cache={cache}", "data.crops_per_sample=2",

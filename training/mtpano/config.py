@@ -60,17 +60,19 @@ class OptimConfig:
 
 @dataclass
 class LossConfig:
-    """Weights of Eq. 3. ``deep_supervision`` weighs the aux heads' main-task predictions, ``aux`` the grad, sdf and
-    point heads; ``geometry`` the gradient-matching regulariser on depth and normals; ``silog_lambda`` the
+    """Weights of Eq. 3. ``deep_supervision`` weighs the aux heads' main-task predictions (scored on every
+    ``deep_supervision_stride``-th pixel: 1 = all, as the release), ``aux`` the grad, sdf and point heads; ``geometry`` the gradient-matching regulariser on depth and normals; ``silog_lambda`` the
     scale-aware depth loss's variance weight (1 = scale-invariant, 0 = plain log-L2)."""
 
     semseg: float = 1.0
     depth: float = 1.0
     normals: float = 1.0
     deep_supervision: float = 0.3
+    deep_supervision_stride: int = 1
     aux: float = 0.003
     geometry: float = 0.5
     silog_lambda: float = 0.85
+    semseg_class_weighting: str = "none"
 
 
 @dataclass
@@ -162,6 +164,8 @@ def load_config(path: Path | str | None = None, overrides: list[str] = ()) -> Ex
     bad = set(config.ablation.tasks) - set(MAIN_TASKS)
     if bad or not config.ablation.tasks:
         raise ValueError(f"ablation.tasks must be a non-empty subset of {MAIN_TASKS}; got {config.ablation.tasks}")
+    if config.loss.semseg_class_weighting not in ("none", "enet"):
+        raise ValueError(f"loss.semseg_class_weighting must be none or enet; got {config.loss.semseg_class_weighting!r}")
     if config.run.precision not in ("fp32", "bf16"):
         raise ValueError(f"run.precision must be fp32 or bf16; got {config.run.precision!r}")
     return config

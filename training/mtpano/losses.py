@@ -5,11 +5,13 @@ panorama ``[B, K, (C,) H, W]`` with invalid pixels marked (semantic 255, NaN els
 patch over its valid pixels and averaged over the patches that have any, so each crop supervises only its footprint
 and no stitching happens (Sec. 3.1):
 
-* semantics: cross-entropy;
+* semantics: cross-entropy (optionally class-weighted, ``enet_class_weights``);
 * depth: the scale-aware log loss ``sqrt(mean(g²) − λ·mean(g)²)``, ``g = log d̂ − log d``, per patch — λ < 1 keeps
   a ``1 − λ`` share of each patch's global-scale error, so the per-crop scale noise of a teacher is tolerated while
   the metric scale is still learnt (λ = 0.85);
 * normals: the mean angle (radians) between the normalised prediction and the target;
+* deep supervision: the same losses on the aux heads' predictions (bilinearly upsampled from the patch grid by
+  the network), optionally on every ``deep_supervision_stride``-th pixel only (they are smooth: a CPU saving);
 * auxiliary heads: L1 on ``(G_x, G_y)``, on ``log(1 + EDF)`` (whole image) and on the metric point map (metres, per
   patch);
 * geometry regulariser: L1 between the finite differences (right and down neighbours, both valid) of prediction and
@@ -38,12 +40,27 @@ def _patch_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return per_patch[has].mean() if has.any() else values.sum() * 0
 
 
-def semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logits [B, C, H, W] against patches [B, K, H, W] (255 ignored)."""
+def semantic_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """Cross-entropy of logits [B, C, H, W] against patches [B, K, H, W] (255 ignored); with ``class_weights``
+    [C] each patch's loss is the weighted mean over its pixels."""
     logits = logits.float()
     valid = target != IGNORE_ID
-    nll = torch.logsumexp(logits, dim=1, keepdim=True) - logits.gather(1, torch.where(valid, target, 0))
-    return _patch_mean(nll, valid)
+    safe = torch.where(valid, target, 0)
+    nll = torch.logsumexp(logits, dim=1, keepdim=True) - logits.gather(1, safe)
+    if class_weights is None:
+        return _patch_mean(nll, valid)
+    weight = class_weights.to(nll)[safe] * valid
+    total = weight.sum((-2, -1))
+    has = total > 0
+    per_patch = (nll * weight).sum((-2, -1)) / total.clamp(min=1e-12)
+    return per_patch[has].mean() if has.any() else nll.sum() * 0
+
+
+def enet_class_weights(counts: torch.Tensor, c: float = 1.02) -> torch.Tensor:
+    """ENet class weights ``1 / ln(c + p)`` from pixel counts per class (p = class frequency)."""
+    frequency = counts.double() / counts.sum().clamp(min=1)
+    return (1.0 / torch.log(c + frequency)).float()
 
 
 def depth_loss(pred: torch.Tensor, target: torch.Tensor, silog_lambda: float) -> torch.Tensor:
@@ -106,27 +123,31 @@ def normal_geometry_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return geometry_loss(unit, torch.where(valid[:, :, None], target, 0.0), valid)
 
 
-def main_task_loss(task: str, pred: torch.Tensor, batch: dict, config: LossConfig) -> torch.Tensor:
+def main_task_loss(task: str, pred: torch.Tensor, batch: dict, config: LossConfig,
+                   class_weights: torch.Tensor | None = None) -> torch.Tensor:
     if task == "semseg":
-        return semantic_loss(pred, batch["semantic"])
+        return semantic_loss(pred, batch["semantic"], class_weights)
     if task == "depth":
         return depth_loss(pred, batch["depth"], config.silog_lambda)
     return normal_loss(pred, batch["normals"])
 
 
-def total_loss(outputs: dict, batch: dict, config: LossConfig, tasks: tuple[str, ...],
-               aux_heads: bool) -> tuple[torch.Tensor, dict[str, float]]:
+def total_loss(outputs: dict, batch: dict, config: LossConfig, tasks: tuple[str, ...], aux_heads: bool,
+               class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 3 for the network ``outputs`` and a batch (data.py plus ``grad``/``sdf`` targets); returns the total
     and each term's unweighted value (for logging). ``tasks``: the supervised main tasks; ``aux_heads``: whether
-    the grad/sdf/point heads are supervised."""
+    the grad/sdf/point heads are supervised; ``class_weights``: optional [classes] cross-entropy weights."""
     weights = {"semseg": config.semseg, "depth": config.depth, "normals": config.normals}
     terms: dict[str, torch.Tensor] = {}
     total = outputs["depth"].new_zeros(())
     for task in tasks:
-        terms[task] = main_task_loss(task, outputs[task], batch, config)
+        terms[task] = main_task_loss(task, outputs[task], batch, config, class_weights)
         total = total + weights[task] * terms[task]
         if config.deep_supervision and "aux_preds" in outputs:
-            terms[f"deep_{task}"] = main_task_loss(task, outputs["aux_preds"][task], batch, config)
+            stride = config.deep_supervision_stride
+            every = {k: batch[k][..., ::stride, ::stride] for k in ("semantic", "depth", "normals")}
+            terms[f"deep_{task}"] = main_task_loss(task, outputs["aux_preds"][task][..., ::stride, ::stride],
+                                                   every, config, class_weights)
             total = total + config.deep_supervision * weights[task] * terms[f"deep_{task}"]
     if config.geometry:
         if "depth" in tasks:

@@ -315,6 +315,13 @@ class PseudoLabelCache:
     def __len__(self) -> int:
         return len(self._index)
 
+    def class_counts(self, num_classes: int) -> np.ndarray:
+        """Labelled ERP pixels per semantic class over every crop of the cache (int64 [num_classes])."""
+        counts = np.zeros(256, np.int64)
+        for shard in self._shards:
+            counts += np.bincount(np.asarray(shard["semantic"]), minlength=256)
+        return counts[:num_classes]
+
     def key(self, index: int) -> str:
         shard, local = self._index[index]
         return self._shards[shard]["keys"][local]

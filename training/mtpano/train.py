@@ -40,7 +40,7 @@ from .ablation import apply_ablation
 from .aux_labels import image_aux_targets
 from .config import ExperimentConfig, load_config
 from .data import PseudoLabelDataset, ResumableSampler
-from .losses import total_loss
+from .losses import enet_class_weights, total_loss
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
@@ -112,6 +112,10 @@ class Trainer:
                         else self.model)
         self.dataset = PseudoLabelDataset(config.data.cache, config.data.crops_per_sample, seed=config.run.seed,
                                           yaw_augment=config.data.yaw_augment, flip_augment=config.data.flip_augment)
+        self.class_weights = None
+        if config.loss.semseg_class_weighting == "enet":
+            counts = self.dataset.cache.class_counts(self.model.config.num_semseg_classes)
+            self.class_weights = enet_class_weights(torch.from_numpy(counts)).to(self.device)
 
     def _device(self) -> torch.device:
         wanted = self.config.run.device
@@ -172,7 +176,8 @@ class Trainer:
             group["lr"] = lr
         with self._autocast():
             outputs = self.network(batch["image"], with_aux=True)
-        loss, terms = total_loss(outputs, batch, config.loss, config.ablation.tasks, config.ablation.aux_heads)
+        loss, terms = total_loss(outputs, batch, config.loss, config.ablation.tasks, config.ablation.aux_heads,
+                                 self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.step < config.optim.warmup_steps:
