@@ -105,5 +105,8 @@ def create_backend(spec: BackendSpec) -> SegmenterBackend:
 
 register_backend("sam2", f"{__package__}.sam2_backend:create",
                  "the official sam2 package's video predictor (sam2.1 tiny/small/base+/large and its .pt)")
+register_backend("builtin", f"{__package__}.builtin_backend:create",
+                 "pano_perception's own small promptable video segmenter with a spherical memory (weights ship "
+                 "with the package; checkpoint = another .safetensors)")
 register_backend("oracle", f"{__package__}.oracle:create",
                  "ground-truth masks from an instance-id ERP (checkpoint = its .npy/.png); tests and evaluation")

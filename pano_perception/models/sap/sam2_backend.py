@@ -250,9 +250,9 @@ class Sam2Backend(SegmenterBackend):
 
 
 def create(spec: BackendSpec) -> Sam2Backend:
-    """Factory for ``BackendSpec(name="sam2", config=<size>, checkpoint=<official .pt>)``; a checkpoint is
-    required (random weights are only for tests, through ``build_sam2_predictor``)."""
-    config = spec.config
+    """Factory for ``BackendSpec(name="sam2", config=<size, empty = tiny>, checkpoint=<official .pt>)``; a
+    checkpoint is required (random weights are only for tests, through ``build_sam2_predictor``)."""
+    config = spec.config or "tiny"
     if config not in CONFIGS:
         raise ValueError(f"unknown sam2 config {config!r}; choose one of {sorted(CONFIGS)}")
     if not spec.checkpoint:
