@@ -22,22 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from timing import median_time
+
 from pano_perception.dense import depth_to_cloud, normals_to_color, semantic_overlay
 from pano_perception.models.mtpano.postprocess import postprocess
 from pano_perception.models.mtpano.predictor import MTPanoPredictor
 from pano_perception.ros.conversions import image_to_rgb, numpy_to_image, pointcloud2
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def overhead(predictor: MTPanoPredictor, height: int, repeats: int) -> None:
@@ -66,11 +58,11 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int) -> None:
             products["normals"].permute(0, 2, 3, 1).contiguous().numpy()
 
     t = {
-        "decode": median_time(lambda: image_to_rgb(msg).copy(), repeats),
-        "preprocess": median_time(lambda: predictor.preprocess(rgb), repeats),
-        "forward": median_time(lambda: predictor._forward(pixel_values), repeats),
-        "postprocess": median_time(post, repeats),
-        "messages": median_time(build_messages, repeats),
+        "decode": median_time(lambda: image_to_rgb(msg).copy(), repeats)[0],
+        "preprocess": median_time(lambda: predictor.preprocess(rgb), repeats)[0],
+        "forward": median_time(lambda: predictor._forward(pixel_values), repeats)[0],
+        "postprocess": median_time(post, repeats)[0],
+        "messages": median_time(build_messages, repeats)[0],
     }
     node_part = t["decode"] + t["preprocess"] + t["postprocess"] + t["messages"]
     frame = node_part + t["forward"]
@@ -85,11 +77,11 @@ def pointcloud_vs_memcpy(repeats: int) -> None:
     rgb = rng.integers(0, 256, (512, 1024, 3), dtype=np.uint8)
     cloud = depth_to_cloud(depth, rgb, decimation=1, max_range=100)
     msg = pointcloud2(cloud.points, rgb=cloud.rgb)
-    t_cloud = median_time(lambda: pointcloud2(cloud.points, rgb=cloud.rgb, msg=msg), repeats)
-    t_full = median_time(lambda: depth_to_cloud(depth, rgb, decimation=1, max_range=100), repeats)
+    t_cloud = median_time(lambda: pointcloud2(cloud.points, rgb=cloud.rgb, msg=msg), repeats)[0]
+    t_full = median_time(lambda: depth_to_cloud(depth, rgb, decimation=1, max_range=100), repeats)[0]
     source = np.ones(len(msg.data), np.uint8)
     target = np.empty_like(source)
-    t_copy = median_time(lambda: np.copyto(target, source), repeats)
+    t_copy = median_time(lambda: np.copyto(target, source), repeats)[0]
     print(f"\nPointCloud2 512x1024 xyz+rgb ({source.nbytes / 1e6:.1f} MB) into a reused message: "
           f"{t_cloud * 1000:.2f} ms, memcpy of the same bytes {t_copy * 1000:.2f} ms, ratio {t_cloud / t_copy:.1f}x "
           f"(depth -> points before it: {t_full * 1000:.1f} ms)")

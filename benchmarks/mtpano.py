@@ -6,13 +6,13 @@ Prints a markdown table (latency = median of ``--runs`` forward passes at batch 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from timing import median_time
 
 from pano_perception.models.mtpano.export import OnnxRuntimeMTPano, export_onnx
 from pano_perception.models.mtpano.model import build_mtpano
@@ -25,24 +25,14 @@ def count_macs(model, pixel_values: torch.Tensor) -> int:
     return counter.get_total_flops() // 2
 
 
-def median_seconds(run, runs: int) -> float:
-    run()
-    timings = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
 def benchmark(config_name: str, runs: int, threads: int) -> dict:
     model = build_mtpano(config_name).eval()
     pixel_values = torch.randn(1, 3, *model.config.image_size)
     with torch.no_grad():
-        torch_seconds = median_seconds(lambda: model(pixel_values, with_aux=False), runs)
+        torch_seconds = median_time(lambda: model(pixel_values, with_aux=False), runs)[0]
     with tempfile.TemporaryDirectory() as folder:
         runner = OnnxRuntimeMTPano(export_onnx(model, Path(folder) / f"{config_name}.onnx"), threads=threads)
-        onnx_seconds = median_seconds(lambda: runner(pixel_values), runs)
+        onnx_seconds = median_time(lambda: runner(pixel_values), runs)[0]
     return {
         "config": config_name,
         "input": "x".join(map(str, model.config.image_size)),

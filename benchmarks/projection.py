@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 
 import numpy as np
 import torch
+
+from timing import median_time
 
 from pano_perception.geometry import PerspectiveView, e2p, erp_pixel_to_lonlat, fov_from_centre_convention, p2e
 
@@ -33,16 +33,6 @@ def test_panorama(height: int) -> np.ndarray:
     return (0.45 * smooth + 0.5 + texture).astype(np.float32)
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    result = fn()  # warm-up (grid caches, allocator)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -59,12 +49,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ERP {2 * ERP_HEIGHT}x{ERP_HEIGHT}, "
           f"{len(views)} views of {VIEW_SIZE}^2 at {FOV_DEG:.0f} deg")
 
-    t_ours, ours = timed(lambda: e2p(erp_t, views, antialias=False), args.repeats)
-    t_py360, py360 = timed(lambda: np.stack([
+    t_ours, ours = median_time(lambda: e2p(erp_t, views, antialias=False), args.repeats)
+    t_py360, py360 = median_time(lambda: np.stack([
         py360convert.e2p(erp, FOV_DEG, y, p, (VIEW_SIZE, VIEW_SIZE), mode="bilinear")
         for p in PITCHES for y in YAWS]), args.repeats)
     equi_batch = erp_t[None].expand(len(rots), -1, -1, -1)
-    t_equi, equi = timed(lambda: equi2pers(equi_batch, rots, VIEW_SIZE, VIEW_SIZE, FOV_DEG, z_down=True),
+    t_equi, equi = median_time(lambda: equi2pers(equi_batch, rots, VIEW_SIZE, VIEW_SIZE, FOV_DEG, z_down=True),
                          args.repeats)
     ours_np = ours.permute(0, 2, 3, 1).numpy()
     print("\nE2P (24 views)        s/scan   views/s   ours faster by   mean |diff| vs ours")
@@ -74,14 +64,14 @@ def main() -> None:
     print(f"  pyequilib (torch) {t_equi:8.3f} {len(views) / t_equi:9.1f}   {t_equi / t_ours:10.1f}x"
           f"      {np.abs(equi.permute(0, 2, 3, 1).numpy() - ours_np).mean():.5f}")
 
-    t_back, (back, valid) = timed(lambda: p2e(ours, views, ERP_HEIGHT, reduce="mean"), args.repeats)
+    t_back, (back, valid) = median_time(lambda: p2e(ours, views, ERP_HEIGHT, reduce="mean"), args.repeats)
 
     def equilib_back():
         per_view = pers2equi(ours, rots, ERP_HEIGHT, 2 * ERP_HEIGHT, FOV_DEG, z_down=True)
         seen = (per_view.abs().sum(1, keepdim=True) > 0).to(per_view.dtype)
         return (per_view.sum(0) / seen.sum(0).clamp(min=1)), seen.sum(0)[0] > 0
 
-    t_equi_back, (equi_back, equi_valid) = timed(equilib_back, args.repeats)
+    t_equi_back, (equi_back, equi_valid) = median_time(equilib_back, args.repeats)
     both = (valid & equi_valid).numpy()
     source = erp_t.permute(1, 2, 0).numpy()
     print("\nP2E (24 views -> ERP, mean of overlaps)   s/scan   ours faster by   mean |diff| to the source ERP")

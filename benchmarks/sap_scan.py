@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+
+from timing import median_time
 
 from pano_perception.geometry import PerspectiveView
 from pano_perception.models.sap import (
@@ -71,15 +72,6 @@ class ReplayBackend(SegmenterBackend):
         self._prompted = {}
 
 
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    result, times = None, []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--height", type=int, default=2048, help="ERP height (width = 2 x height)")
@@ -102,14 +94,14 @@ def main() -> None:
 
     segmenter = PanoSegmenter(ReplayBackend(args.frame_size), trajectory)
     segmenter.set_image(erp)  # warm-up: sampling grids
-    render_s, _ = median_time(lambda: segmenter.set_image(erp), args.repeats)
+    render_s, _ = median_time(lambda: segmenter.set_image(erp), args.repeats, warmup=False)
     print(f"\nour part (median of {args.repeats})")
     print(f"  scan rendering (batched E2P, {n} frames): {render_s * 1000:8.1f} ms")
     ours = {}
     for count in args.objects:
         objects = [ObjectPrompts(i + 1, [PointPrompt(ray)]) for i, ray in enumerate(fibonacci_rays(count))]
         segmenter.segment(objects)  # warm-up: P2E windows
-        total_s, result = median_time(lambda: segmenter.segment(objects), args.repeats)
+        total_s, result = median_time(lambda: segmenter.segment(objects), args.repeats, warmup=False)
         fusion_s = result.timings["fusion"]
         ours[count] = render_s + total_s
         print(f"  {count:2d} object(s): prompts + probability store {(total_s - fusion_s) * 1000:7.1f} ms, "
