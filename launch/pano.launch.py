@@ -1,7 +1,9 @@
 """Start pano_perception on a robot: the dense node, optionally SAP (and RViz) on a 360-degree camera's ERP image.
 
     ros2 launch pano_perception pano.launch.py image_topic:=/theta/image_raw rviz:=true
-    ros2 launch pano_perception pano.launch.py enable_sap:=true sap_checkpoint:=/models/sam2.1_hiera_tiny.pt
+    ros2 launch pano_perception pano.launch.py enable_sap:=true   # the built-in segmenter
+    ros2 launch pano_perception pano.launch.py enable_sap:=true sap_backend:=sam2 sap_frame_size:=1024 \
+        sap_checkpoint:=/models/sam2.1_hiera_tiny.pt
 
 Arguments are listed in ARGUMENTS (name, default, description); docs/NODES.md explains topics and parameters.
 The launch imports stay inside generate_launch_description() so the tests can read this file without launch.
@@ -20,10 +22,10 @@ ARGUMENTS = [
     ("dense_checkpoint", "", "Official MTPano checkpoint (.pth/.safetensors) when dense_model is not builtin"),
     ("enable_sap", "false", "Also start sap_node (promptable panoramic instance segmentation, docs/SAP.md)"),
     ("sap_config", "", "Parameter file of sap_node (empty: the installed config/sap.yaml)"),
-    ("sap_backend", "sam2", "SAP backend: 'sam2' (the official sam2 package)"),
-    ("sap_model", "tiny", "SAP backend configuration (sam2: tiny, small, base+, large)"),
-    ("sap_checkpoint", "", "SAP backend weights (sam2: the official sam2.1 .pt)"),
-    ("sap_frame_size", "1024", "Side of SAP's square scan frames in pixels (SAM2's input size)"),
+    ("sap_backend", "builtin", "SAP backend: 'builtin' (ships with the package) or 'sam2' (the official sam2 package)"),
+    ("sap_model", "", "SAP backend configuration (sam2: tiny, small, base+, large; empty = tiny; builtin: empty)"),
+    ("sap_checkpoint", "", "SAP backend weights (builtin: empty = shipped; sam2: the official sam2.1 .pt)"),
+    ("sap_frame_size", "256", "Side of SAP's square scan frames in pixels (builtin: 256; sam2: 1024, its input size)"),
     ("use_sim_time", "false", "Use /clock (bag replay with pano-perception play)"),
     ("rviz", "false", "Start RViz with the installed rviz/pano.rviz"),
 ]

@@ -34,17 +34,19 @@ from .params import Param
 from .perception_node import PerceptionNode, input_parameters, run_node
 
 PARAMETERS = [
-    Param("model.backend", "sam2", "Segmenter backend (registered names; 'oracle' is for tests)",
-          choices=tuple(available_backends()), read_only=True),
-    Param("model.config", "tiny", "Backend model configuration (sam2: tiny, small, base+, large)", read_only=True),
-    Param("model.checkpoint", "", "Backend weights (sam2: the official sam2.1 .pt; oracle: an instance-id ERP)",
-          read_only=True),
+    Param("model.backend", "builtin", "Segmenter backend (registered names; 'builtin' ships with the package, "
+          "'oracle' is for tests)", choices=tuple(available_backends()), read_only=True),
+    Param("model.config", "", "Backend model configuration (sam2: tiny, small, base+, large; empty = tiny; builtin: "
+          "empty)", read_only=True),
+    Param("model.checkpoint", "", "Backend weights (builtin: empty = the shipped weights, or a .safetensors; sam2: "
+          "the official sam2.1 .pt; oracle: an instance-id ERP)", read_only=True),
     Param("precision", "fp32", "Backend precision (fp16 needs CUDA)", choices=PRECISIONS, read_only=True),
     Param("scan.fov_deg", 90.0, "Field of view of each scan view (degrees)", min=10.0, max=170.0, read_only=True),
     Param("scan.overlap", 0.5, "Overlap of neighbouring views; the step is fov * (1 - overlap)", min=0.0,
           max=0.95, read_only=True),
     Param("scan.pitch_deg", [45.0, 0.0, -45.0], "Pitch of each row of views (degrees)", read_only=True),
-    Param("scan.frame_size", 1024, "Side of the square scan frames = the backend's input size (px)", min=64,
+    Param("scan.frame_size", 256, "Side of the square scan frames (px; builtin works at 128 and resamples, sam2 "
+          "wants its input size 1024)", min=64,
           max=4096, read_only=True),
     Param("scan.prompt_frames", "visible", "Frames that get an object's prompts: every frame where a positive "
           "click is visible, or only the most central one", choices=PROMPT_FRAMES, read_only=True),

@@ -335,3 +335,36 @@ def test_sam2_backend_end_to_end_and_a_mismatched_checkpoint(harness, tiny_check
     finally:
         node.stop()
         wrong.stop()
+
+
+def test_default_builtin_backend_segments_out_of_the_box(harness):
+    """No model parameters: the built-in backend and its shipped weights segment a clicked object of a held-out
+    synthetic room (128 x 256, default 256-px scan frames; the accuracy of the small built-in model is modest,
+    docs/SAP_TRAINING.md)."""
+    from scipy import ndimage
+
+    from pano_perception.synthetic import generate_scene, render_erp, sample_camera_poses
+
+    scene = generate_scene(900003)
+    frame = render_erp(scene, sample_camera_poses(scene, 1)[0], 128)
+    things = [o.instance_id for o in scene.objects if o.is_thing]
+    counts = np.bincount(frame.instance.ravel(), minlength=max(things) + 1)
+    target = max((i for i in things if counts[i] < 0.02 * frame.instance.size), key=lambda i: counts[i])
+    truth = frame.instance == target  # a mid-sized object (a building); measured IoU 0.38
+    harness.subscribe(DiagnosticArray, "/diagnostics")
+    node = NodeProcess("pano_perception.ros.sap_node", "/builtin_default",
+                       {"autostart": True, "always_publish": True, "num_threads": 1, "diagnostics_period": 0.25})
+    try:
+        harness.subscribe(Image, "/builtin_default/instances")
+        wait_active(harness, node, timeout=90)
+        assert any("SAP builtin 128 px, 24 views of 256 px" in values(s)["model"] for s in statuses(harness))
+        harness.publisher(Image, "/builtin_default/image").publish(
+            numpy_to_image(frame.rgb, "rgb8", header("theta", 11)))
+        wait_received(harness, 1)
+        row, col = np.unravel_index(np.argmax(ndimage.distance_transform_edt(truth)), truth.shape)
+        x, y = col + 0.5, row + 0.5
+        harness.publisher(PointStamped, "/builtin_default/prompt/pixel").publish(PointStamped(point=Point(x=x, y=y)))
+        ids = latest_ids(harness, "/builtin_default/instances", lambda ids: (ids == 1).any(), timeout=90)
+        assert iou(ids == 1, truth) > 0.25
+    finally:
+        node.stop()

@@ -104,7 +104,8 @@ def test_sam2_fine_tuning_keeps_the_image_encoder_and_exports_official_weights(t
     attention, memory encoder, mask decoder and prompt encoder, never the image encoder."""
     config = load_sap_config(None, [
         "model.backend=sam2", "model.config=tiny", "model.image_size=64",
-        f"data.panoramas=[synthetic:{tiny_panoramas}]", "data.frame_size=64", "data.overlap=0.0", "data.objects_per_clip=1", "data.min_object_area=2.0e-3",
+        f"data.panoramas=[synthetic:{tiny_panoramas}]", "data.frame_size=64", "data.overlap=0.0",
+        "data.objects_per_clip=1", "data.min_object_area=2.0e-3",
         "optim.steps=1", f"run.out_dir={tmp_path}", "run.device=cpu", "run.threads=1"])
     assert config.optim.frozen == ("image_encoder",) and config.optim.lr == 2e-4 and config.optim.grad_clip == 0.1
     trainer = Trainer(config, progress=False)

@@ -241,9 +241,8 @@ class ScanClipDataset(Dataset):
         frames = e2p(np.ascontiguousarray(rgb), chosen_views)  # (T, s, s, 3)
         ids = e2p(np.ascontiguousarray(instance), chosen_views, mode="nearest")  # (T, s, s)
         frames = _jitter_colors(frames, self.config.color_jitter, rng)
-        objects = self._choose_objects(instance, pano.stuff, rng)
+        objects = self._choose_objects(instance, ids, pano.stuff, rng)
         masks = np.stack([ids == obj for obj in objects]) if objects else np.zeros((0, *ids.shape), bool)
-        masks = masks[masks.sum(axis=(1, 2, 3)) >= MIN_FRAME_PIXELS]  # not lost in the window's frames
         prompts = [self._prompts(m, chosen_views, rng) for m in masks]
         prompted = {f for p in prompts for f in p}
         return {
@@ -256,9 +255,12 @@ class ScanClipDataset(Dataset):
             "teacher_forcing": bool(rng.random() < self.config.teacher_forcing),
         }
 
-    def _choose_objects(self, instance: np.ndarray, stuff: frozenset[int], rng: np.random.Generator) -> list[int]:
+    def _choose_objects(self, instance: np.ndarray, window_ids: np.ndarray, stuff: frozenset[int],
+                        rng: np.random.Generator) -> list[int]:
+        """Up to ``objects_per_clip`` ids large enough in the ERP and seen by the window's frames."""
         counts = np.bincount(instance.ravel())
-        ids = np.flatnonzero(counts >= self.config.min_object_area * instance.size)
+        seen = np.bincount(window_ids.ravel(), minlength=len(counts))[:len(counts)]
+        ids = np.flatnonzero((counts >= self.config.min_object_area * instance.size) & (seen >= MIN_FRAME_PIXELS))
         ids = ids[ids > 0]
         if len(ids) == 0:
             return []

@@ -22,13 +22,14 @@ from .segmenter import PROMPT_FRAMES, PanoSegmenter, PromptSession, Segmentation
 from .trajectory import ScanTrajectory
 
 
-def build_segmenter(backend: str | SegmenterBackend = "sam2", *, config: str = "", checkpoint: str = "",
+def build_segmenter(backend: str | SegmenterBackend = "builtin", *, config: str = "", checkpoint: str = "",
                     device: str = "cpu", precision: str = "fp32", fov_deg: float = 90.0, overlap: float = 0.5,
-                    pitch_deg: tuple[float, ...] | None = None, frame_size: int = 1024,
+                    pitch_deg: tuple[float, ...] | None = None, frame_size: int = 256,
                     prompt_frames: str = "visible", threshold: float = 0.5,
                     min_component_px: int = 0) -> PanoSegmenter:
-    """A ``PanoSegmenter``: ``backend`` is a registered name (``available_backends()``) built from ``config``,
-    ``checkpoint``, ``device`` and ``precision`` at ``frame_size``, or a backend instance. Scan: ``fov_deg``,
+    """A ``PanoSegmenter``: ``backend`` is a registered name (``available_backends()``; ``builtin``, the default,
+    ships with the package) built from ``config``, ``checkpoint``, ``device`` and ``precision`` at ``frame_size``
+    (sam2 wants 1024), or a backend instance. Scan: ``fov_deg``,
     ``overlap``, ``pitch_deg`` (None: derived) and ``frame_size`` (pixels); fusion: ``threshold`` and
     ``min_component_px`` (seam/pole-aware cleanup of tiny components; 0 = off)."""
     trajectory = ScanTrajectory(fov_deg, overlap, pitch_deg, frame_size)
