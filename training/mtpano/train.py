@@ -168,6 +168,7 @@ class Trainer:
                           pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(0))
 
     def train_step(self, batch: dict) -> dict[str, float]:
+        """One optimisation step on a collated batch of data.py items; returns the logged statistics."""
         config = self.config
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         batch.update(image_aux_targets(batch["rgb"]))
