@@ -25,7 +25,8 @@ def colorize_depth(depth: np.ndarray, max_depth: float | None = None) -> np.ndar
 
 
 def _save(path: Path, rgb: np.ndarray) -> str:
-    cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
+        raise OSError(f"could not write {path}")
     return path.name
 
 
@@ -47,9 +48,11 @@ def _example_figure(example: dict, folder: Path) -> dict[str, str]:
     for topic, (array, encoding) in example.get("extra", {}).items():
         if encoding == "rgb8":
             tiles[topic] = array
-    return {name: _save(folder / f"frame{i:05d}_{name.split(' ')[0]}{'_gt' if 'truth' in name else ''}"
-                                  f"{'_err' if 'error' in name else ''}.png", tile)
-            for name, tile in tiles.items()}
+    def file_name(name: str) -> str:
+        stem = name.split(" ")[0].replace("/", "_")
+        return f"frame{i:05d}_{stem}{'_gt' if 'truth' in name else ''}{'_err' if 'error' in name else ''}.png"
+
+    return {name: _save(folder / file_name(name), tile) for name, tile in tiles.items()}
 
 
 def _latency_plot(result: ReplayResult, path: Path) -> str:

@@ -27,6 +27,8 @@ def node_env() -> dict:
 def _param_arg(name, value) -> str:
     if isinstance(value, bool):
         value = "true" if value else "false"
+    elif value == "":
+        value = "''"  # an empty YAML string; a bare ':=' does not parse
     return f"{name}:={value}"
 
 
