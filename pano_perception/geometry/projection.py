@@ -189,7 +189,7 @@ def e2p_normals(normals, views: Sequence[PerspectiveView], *, mode: str = "bilin
 class _Window:
     view_index: int
     rows: slice
-    cols: torch.Tensor  # ERP column indices (wrapped), (ww,)
+    cols: slice  # ERP columns (a contiguous run: windows crossing the seam are split in two)
     grid: torch.Tensor  # (1, hh, ww, 2) into the view, align_corners=False
     valid: torch.Tensor  # (hh, ww) bool: in front and inside the view
     cos_alpha: torch.Tensor  # (hh, ww): cos of the angle between the ERP ray and the optical axis
@@ -265,6 +265,12 @@ def _footprint_bands(view: PerspectiveView, height: int, width: int, band_rows: 
     return bands
 
 
+def _contiguous_runs(cols: np.ndarray) -> list[slice]:
+    """Wrapped column indices (start + arange(n)) % width as one or two slices."""
+    breaks = np.flatnonzero(np.diff(cols) != 1) + 1
+    return [slice(int(run[0]), int(run[-1]) + 1) for run in np.split(cols, breaks)]
+
+
 def _longest_circular_run(flags: np.ndarray) -> tuple[int, int]:
     """(length, end index) of the longest run of True in a circular boolean array that is not all True;
     the end index is one past the run's last element and may exceed len(flags) (take it modulo)."""
@@ -282,19 +288,21 @@ def _p2e_windows(height, width, views, margin, device, dtype) -> list[_Window]:
         rays_all = erp_rays(height, width, numpy=True).astype(np.float64)
         windows = []
         for index, view in enumerate(views):
-            for rows, cols in _footprint_bands(view, height, width):
-                rays = rays_all[rows][:, cols] @ view.rotation  # view_from_cam applied to row vectors
-                x, y, inside = view.project(rays)
-                inside &= (x >= margin) & (x <= view.width - margin) & (y >= margin) & (y <= view.height - margin)
-                grid = np.stack([2.0 * x / view.width - 1.0, 2.0 * y / view.height - 1.0], -1)
-                grid = np.where(inside[..., None], grid, -2.0)
-                windows.append(_Window(
-                    view_index=index,
-                    rows=rows,
-                    cols=torch.from_numpy(cols).to(device),
-                    grid=torch.from_numpy(grid[None]).to(device=device, dtype=dtype),
-                    valid=torch.from_numpy(inside).to(device),
-                    cos_alpha=torch.from_numpy(rays[..., 2]).to(device=device, dtype=dtype)))
+            for rows, wrapped in _footprint_bands(view, height, width):
+                for cols in _contiguous_runs(wrapped):
+                    rays = rays_all[rows, cols] @ view.rotation  # view_from_cam applied to row vectors
+                    x, y, inside = view.project(rays)
+                    inside &= (x >= margin) & (x <= view.width - margin)
+                    inside &= (y >= margin) & (y <= view.height - margin)
+                    grid = np.stack([2.0 * x / view.width - 1.0, 2.0 * y / view.height - 1.0], -1)
+                    grid = np.where(inside[..., None], grid, -2.0)
+                    windows.append(_Window(
+                        view_index=index,
+                        rows=rows,
+                        cols=cols,
+                        grid=torch.from_numpy(grid[None]).to(device=device, dtype=dtype),
+                        valid=torch.from_numpy(inside).to(device),
+                        cos_alpha=torch.from_numpy(rays[..., 2]).to(device=device, dtype=dtype)))
         return windows
 
     key = (height, width, _views_key(views), margin, str(device), dtype)
@@ -368,22 +376,18 @@ def p2e(views_data, views: Sequence[PerspectiveView], erp_height: int, *, mode: 
         if _transform is not None:
             sampled = _transform(sampled, views[win.view_index], win)
         valid = win.valid[None].expand(b, -1, -1)
-        out_rows = out[:, :, win.rows]
-        current = out_rows.index_select(-1, win.cols)
-        score_rows = score[:, win.rows]
-        current_score = score_rows.index_select(-1, win.cols)
+        current = out[:, :, win.rows, win.cols]  # views: updated in place
+        current_score = score[:, win.rows, win.cols]
         if reduce == "max":
-            new = torch.where(valid[:, None], torch.maximum(current, sampled), current)
-            new_score = current_score + valid.to(work.dtype)
+            current.copy_(torch.where(valid[:, None], torch.maximum(current, sampled), current))
+            current_score.add_(valid.to(work.dtype))
         elif reduce == "mean":
-            new = current + torch.where(valid[:, None], sampled, 0.0)
-            new_score = current_score + valid.to(work.dtype)
+            current.add_(torch.where(valid[:, None], sampled, 0.0))
+            current_score.add_(valid.to(work.dtype))
         else:
             take = valid & (win.cos_alpha[None] > current_score)
-            new = torch.where(take[:, None], sampled, current)
-            new_score = torch.where(take, win.cos_alpha[None], current_score)
-        out_rows.index_copy_(-1, win.cols, new)
-        score_rows.index_copy_(-1, win.cols, new_score)
+            current.copy_(torch.where(take[:, None], sampled, current))
+            current_score.copy_(torch.where(take, win.cos_alpha[None], current_score))
     covered = score > 0 if reduce != "center" else torch.isfinite(score)
     if reduce == "mean":
         out = out / score.clamp(min=1.0)[:, None]
