@@ -121,3 +121,12 @@ def test_sam2_fine_tuning_keeps_the_image_encoder_and_exports_official_weights(t
     path = trainer.export()
     assert path.name == "model.pt"
     build_sam2_predictor("tiny", str(path), "cpu", 64)  # loads strictly
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "training" / "configs")
+                                        .glob("sap_*.yaml")), ids=lambda p: p.name)
+def test_sap_experiment_configs_load(path):
+    from training.sap.config import load_sap_config
+
+    config = load_sap_config(path)
+    assert config.name
