@@ -19,10 +19,15 @@ EVAL_DATA=synthetic-dataset:runs/data/synthetic128_eval
 cp runs/micro_cpu_synthetic/model.safetensors pano_perception/data/mtpano_micro_cpu.safetensors
 "$PY" -m training.eval.evaluate --config micro-cpu --weights pano_perception/data/mtpano_micro_cpu.safetensors \
     --data "$EVAL_DATA" --out runs/eval/builtin --name "MTPano micro-cpu (built-in)" --figures 8 --threads 1
-# 4. Ablations at an equal budget of 220 steps each (~5-6 min each) and Table 3.
+# 4. Ablations at an equal budget of 220 steps each (~5-6 min each), the full model once more with another seed
+#    (the run-to-run spread), and Table 3.
 for run in full no_modulation no_truncation no_aux stl_semseg stl_depth stl_normals; do
     "$PY" -m training.mtpano.train --config "training/configs/ablation_${run}.yaml"
     "$PY" -m training.eval.evaluate --config micro-cpu --weights "runs/ablation/${run}/model.safetensors" \
         --data "$EVAL_DATA" --out "runs/ablation_eval/${run}" --name "$run" --figures 0 --threads 1
 done
-"$PY" -m training.eval.ablation --eval-root runs/ablation_eval
+"$PY" -m training.mtpano.train --config training/configs/ablation_full.yaml --set run.seed=1 \
+    --set run.out_dir=runs/ablation/full_seed1
+"$PY" -m training.eval.evaluate --config micro-cpu --weights runs/ablation/full_seed1/model.safetensors \
+    --data "$EVAL_DATA" --out runs/ablation_eval/full_seed1 --name full_seed1 --figures 0 --threads 1
+"$PY" -m training.eval.ablation --eval-root runs/ablation_eval --extra "Full MTPano, seed 1=full_seed1"

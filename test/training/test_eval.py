@@ -80,3 +80,24 @@ def test_config_inheritance_and_overrides(tmp_path):
         load_config(None, ["optim.learning_rate=1"])
     with pytest.raises(ValueError, match="subset"):
         load_config(None, ["ablation.tasks=[edges]"])
+
+
+def test_ablation_markdown_from_evaluation_folders(tmp_path):
+    import json
+
+    from training.eval.ablation import ablation_markdown
+
+    def write(run, miou, rmse, mean):
+        (tmp_path / run).mkdir()
+        total = {"semantic": {"mIoU": miou}, "depth": {"AbsRel": 0.1, "RMSE": rmse}, "normals": {"mean": mean}}
+        (tmp_path / run / "metrics.json").write_text(json.dumps({"total": total}))
+
+    for run in ("full", "no_modulation", "no_truncation", "no_aux", "seed1"):
+        write(run, 55.0, 0.18, 9.0)
+    write("stl_semseg", 50.0, 99.0, 99.0)
+    write("stl_depth", 1.0, 0.2, 99.0)
+    write("stl_normals", 1.0, 99.0, 10.0)
+    text = ablation_markdown(tmp_path, (("Full, seed 1", "seed1"),))
+    assert "| STL | 50.00 | 0.2000 | 10.000 | +0.00 |" in text
+    assert "| Full, seed 1 | 55.00 | 0.1800 | 9.000 | +10.00 |" in text
+    assert "| stl_depth | - | 0.1000 | 0.2000 |" in text  # the untrained tasks of a single-task run: "-"
