@@ -21,7 +21,6 @@ data position; on CPU the result is bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from contextlib import nullcontext
@@ -36,6 +35,7 @@ from torch.utils.data import DataLoader
 
 from pano_perception.models.mtpano import MTPano, build_mtpano, load_checkpoint
 
+from ..csv_log import append_row, truncate_log
 from .ablation import apply_ablation
 from .aux_labels import image_aux_targets
 from .config import ExperimentConfig, load_config
@@ -191,26 +191,10 @@ class Trainer:
         return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), "lr": lr, **terms}
 
     def _prepare_log(self) -> None:
-        """Drop log rows beyond the resumed step (written after the last checkpoint of a killed run)."""
-        path = self.out_dir / LOG
-        if not path.exists():
-            return
-        with path.open() as f:
-            rows = list(csv.DictReader(f))
-        if rows:
-            with path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(r for r in rows if int(r["step"]) <= self.step)
+        truncate_log(self.out_dir / LOG, self.step)
 
     def _log(self, row: dict) -> None:
-        path = self.out_dir / LOG
-        new = not path.exists() or path.stat().st_size == 0
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(self.out_dir / LOG, row)
 
     def train(self, stop_at: int | None = None) -> None:
         """Train to ``optim.steps`` and export the weights. ``stop_at`` ends the process after that step as a kill

@@ -20,7 +20,6 @@ exists) continues at the same step and data position; on CPU the result equals a
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import time
@@ -39,6 +38,7 @@ from pano_perception.models.sap.builtin_backend import (
     save_builtin_weights,
 )
 
+from ..csv_log import append_row, truncate_log
 from ..mtpano.data import ResumableSampler
 from ..mtpano.train import atomic_torch_save
 from .config import SapExperimentConfig, load_sap_config
@@ -46,6 +46,7 @@ from .data import ScanClipDataset, collate_clips
 from .models import BuiltinClipModel, Sam2ClipModel, freeze
 
 CHECKPOINT = "checkpoint.pt"
+LOG_FIELDS = ["step", "time", "clips_per_s", "loss", "grad_norm", "lr", "mask", "iou", "object"]
 LOG = "log.csv"
 
 
@@ -159,27 +160,10 @@ class Trainer:
         return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), "lr": lr, **terms}
 
     def _prepare_log(self) -> None:
-        """Drop log rows beyond the resumed step (written after the last checkpoint of a killed run)."""
-        path = self.out_dir / LOG
-        if not path.exists():
-            return
-        with path.open() as f:
-            rows = list(csv.DictReader(f))
-        if rows:
-            with path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(r for r in rows if int(r["step"]) <= self.step)
+        truncate_log(self.out_dir / LOG, self.step)
 
     def _log(self, row: dict) -> None:
-        path = self.out_dir / LOG
-        new = not path.exists() or path.stat().st_size == 0
-        fields = ["step", "time", "clips_per_s", "loss", "grad_norm", "lr", "mask", "iou", "object"]
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(self.out_dir / LOG, row, LOG_FIELDS)
 
     def export(self) -> Path:
         """Write the trained weights into ``run.out_dir`` (see the module doc); returns the path."""
