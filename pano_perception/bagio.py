@@ -139,8 +139,8 @@ class _CutMcap:
         with open(path, "rb") as f:
             if f.read(8) != _MCAP_MAGIC:
                 raise BagError(f"{path} is not an MCAP file")
-        for _ in self.records():  # first pass: channels and counts
-            pass
+        for channel_id, _, _ in self.records():  # first pass: channels and message counts
+            self.counts[self.channels[channel_id][0]] += 1
 
     def records(self) -> Iterator[tuple[int, int, bytes]]:
         """(channel id, log time ns, CDR bytes) of every complete message record."""
@@ -169,11 +169,7 @@ class _CutMcap:
                     self.channels[channel_id] = (topic, schemas.get(schema_id, ""))
                 elif op == _OP_MESSAGE:
                     channel_id, _, log_time = struct.unpack_from("<HIQ", rec, 0)
-                    self.counts[self.channels[channel_id][0]] += 1 if not self._counted else 0
                     yield channel_id, log_time, bytes(rec[22:])
-        self._counted = True
-
-    _counted = False
 
     def _walk(self, data: bytes, pos: int, top_level: bool):
         while pos + 9 <= len(data):
