@@ -1,7 +1,8 @@
 """dense_node costs: node overhead vs the model forward, PointCloud2 vs memcpy, and a live 4K stream.
 
-1. Per frame at 1024x512 and 3840x1920, in one process: decoding the Image message, the predictor's pre- and
-   post-processing, and building all six output messages, against the network forward alone.
+1. Per frame at 1024x512 and 3840x1920 (outputs at the input size, and at output.max_width 1920 and 1024), in
+   one process: decoding the Image message, the predictor's pre- and post-processing, and building all six output
+   messages (every output subscribed), against the network forward alone.
 2. A 512x1024 xyz+rgb PointCloud2 built from numpy against a plain memcpy of the same number of bytes.
 3. (--stream-seconds > 0) dense_node as a real process fed 3840x1920 rgb8 frames at 30 Hz over Fast DDS:
    latency (header stamp -> depth received), node memory over time and the drop count from /diagnostics.
@@ -19,12 +20,13 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from timing import median_time
 
-from pano_perception.dense import depth_to_cloud, normals_to_color, semantic_overlay
+from pano_perception.dense import IMAGE_ENCODINGS, OUTPUT_TOPICS, DenseOptions, dense_products, depth_to_cloud, output_size
 from pano_perception.models.mtpano.postprocess import postprocess
 from pano_perception.models.mtpano.predictor import MTPanoPredictor
 from pano_perception.ros.conversions import image_to_rgb, numpy_to_image, pointcloud2
@@ -32,30 +34,30 @@ from pano_perception.ros.conversions import image_to_rgb, numpy_to_image, pointc
 REPO = Path(__file__).resolve().parents[1]
 
 
-def overhead(predictor: MTPanoPredictor, height: int, repeats: int) -> None:
+def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: int = 0) -> None:
     rgb = np.random.default_rng(0).integers(0, 256, (height, 2 * height, 3), dtype=np.uint8)
     msg = numpy_to_image(rgb, "rgb8")
+    size = output_size(height, 2 * height, max_width)
     pixel_values = predictor.preprocess(rgb)
     with torch.inference_mode():
         outputs = predictor._forward(pixel_values)
-        prediction = predictor.predict(rgb)
+        prediction = predictor.predict(rgb, size)
 
     messages: dict = {}
 
-    def build_messages():  # as the node does it: one reused message per topic
-        for topic, array, encoding in (
-                ("depth", prediction.depth, "32FC1"), ("normals", prediction.normals, "32FC3"),
-                ("normals/color", normals_to_color(prediction.normals), "rgb8"),
-                ("semantic", prediction.semantic, "mono8"),
-                ("semantic/color", semantic_overlay(rgb, prediction.semantic, 0.6), "rgb8")):
-            messages[topic] = numpy_to_image(array, encoding, msg=messages.get(topic))
-        cloud = depth_to_cloud(prediction.depth, rgb, decimation=2)
-        messages["points"] = pointcloud2(cloud.points, rgb=cloud.rgb, msg=messages.get("points"))
+    def build_messages():  # as the node does it: one reused message per topic, every output subscribed
+        products = dense_products(rgb if size == rgb.shape[:2] else
+                                  cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA),
+                                  prediction, OUTPUT_TOPICS, DenseOptions(max_width=max_width))
+        for topic, product in products.items():
+            if topic == "depth/points":
+                messages[topic] = pointcloud2(product.points, rgb=product.rgb, msg=messages.get(topic))
+            else:
+                messages[topic] = numpy_to_image(product, IMAGE_ENCODINGS[topic], msg=messages.get(topic))
 
     def post():
         with torch.inference_mode():
-            products = postprocess(outputs, (height, 2 * height))
-            products["normals"].permute(0, 2, 3, 1).contiguous().numpy()
+            postprocess(outputs, size)
 
     t = {
         "decode": median_time(lambda: image_to_rgb(msg).copy(), repeats)[0],
@@ -66,7 +68,8 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int) -> None:
     }
     node_part = t["decode"] + t["preprocess"] + t["postprocess"] + t["messages"]
     frame = node_part + t["forward"]
-    print(f"\n{2 * height}x{height}: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in t.items()))
+    print(f"\n{2 * height}x{height} -> outputs {size[1]}x{size[0]}: "
+          + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in t.items()))
     print(f"  overhead (all but forward) {node_part * 1000:.1f} ms = {100 * node_part / frame:.1f} % of a "
           f"{frame * 1000:.0f} ms frame")
 
@@ -167,7 +170,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--stream-seconds", type=float, default=0.0)
+    parser.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0: their defaults)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     import warnings
 
     warnings.simplefilter("ignore", UserWarning)
@@ -179,9 +186,9 @@ def main() -> None:
         args.checkpoint = "/tmp/pano_benchmark_random_weights.safetensors"
         save_file(build_mtpano(args.config).state_dict(), args.checkpoint)
     predictor = MTPanoPredictor(args.config, args.checkpoint)
-    print(f"MTPano {args.config}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for height in (512, 1920):
-        overhead(predictor, height, args.repeats)
+    print(f"MTPano {args.config}, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+    for height, max_width in ((512, 0), (1920, 0), (1920, 1920), (1920, 1024)):
+        overhead(predictor, height, args.repeats, max_width)
     pointcloud_vs_memcpy(args.repeats)
     if args.stream_seconds > 0:
         stream(args.config, args.checkpoint, args.stream_seconds)

@@ -24,8 +24,7 @@ def semantic_overlay(rgb: np.ndarray, semantic: np.ndarray, alpha: float) -> np.
 
 def normals_to_color(normals: np.ndarray) -> np.ndarray:
     """Unit normals (H, W, 3) -> RGB uint8 encoding (n + 1) / 2; invalid (NaN) pixels are black."""
-    finite = np.where(np.isnan(normals), -1.0, normals)  # -1 encodes to 0: black
-    return cv2.convertScaleAbs(finite, alpha=127.5, beta=127.5)
+    return cv2.convertScaleAbs(normals, alpha=127.5, beta=127.5)  # OpenCV saturates NaN to 0: black
 
 
 @lru_cache(maxsize=8)
@@ -91,12 +90,39 @@ IMAGE_ENCODINGS = {"depth": "32FC1", "normals": "32FC3", "normals/color": "rgb8"
 
 @dataclass(frozen=True)
 class DenseOptions:
-    """How predictions become products: the dense node's parameters of the same names."""
+    """How predictions become products: the dense node's parameters of the same names. ``max_width``: products
+    at most this wide (an ERP of the same sphere, height = width / 2); 0 keeps the input's resolution."""
 
     decimation: int = 2
     min_range: float = 0.05
     max_range: float = 45.0
     semantic_alpha: float = 0.6
+    max_width: int = 0
+
+    @classmethod
+    def from_parameters(cls, params) -> DenseOptions:
+        """From the dense node's parameters (``points.decimation``, ``points.min_range``, ``points.max_range``,
+        ``semantic.alpha``, ``output.max_width``)."""
+        return cls(decimation=params["points.decimation"], min_range=params["points.min_range"],
+                   max_range=params["points.max_range"], semantic_alpha=params["semantic.alpha"],
+                   max_width=params.get("output.max_width", 0))
+
+
+def output_size(height: int, width: int, max_width: int) -> tuple[int, int]:
+    """(h, w) of the products for an H×W panorama: the input size, or ``max_width`` × ``max_width / 2`` if smaller."""
+    if max_width <= 0 or width <= max_width:
+        return height, width
+    return max_width // 2, max_width // 2 * 2
+
+
+def predict_dense(predictor, rgb: np.ndarray, wanted, options: DenseOptions) -> dict[str, object]:
+    """Run ``predictor`` (an MTPanoPredictor) on ``rgb`` and return ``dense_products`` at the output size; the
+    colours of the overlay and the cloud come from the image area-averaged to that size."""
+    size = output_size(rgb.shape[0], rgb.shape[1], options.max_width)
+    prediction = predictor.predict(rgb, size)
+    if size != rgb.shape[:2]:
+        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return dense_products(rgb, prediction, wanted, options)
 
 
 def dense_products(rgb: np.ndarray, prediction, wanted, options: DenseOptions) -> dict[str, object]:

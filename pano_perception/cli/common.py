@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from ..dense import DenseOptions
 from ..resources import node_parameters, share_path
@@ -27,8 +28,8 @@ def dense_settings(args) -> dict[str, object]:
 
 
 def dense_options(params: dict) -> DenseOptions:
-    return DenseOptions(decimation=params["points.decimation"], min_range=params["points.min_range"],
-                        max_range=params["points.max_range"], semantic_alpha=params["semantic.alpha"])
+    """The node's product options at the input resolution: replay and infer score against full-size ground truth."""
+    return replace(DenseOptions.from_parameters(params), max_width=0)
 
 
 def add_sap_arguments(parser: argparse.ArgumentParser) -> None:

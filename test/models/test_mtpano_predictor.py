@@ -1,6 +1,7 @@
 """MTPanoPredictor and the official pre/post-processing in our conventions (tiny-fixture network, CPU)."""
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,8 @@ from pano_perception.models.mtpano.postprocess import (
     normalise_images,
     official_normals_to_ours,
     postprocess,
+    resize_labels,
+    resize_valid,
 )
 from pano_perception.models.mtpano.predictor import MTPanoPrediction, MTPanoPredictor
 
@@ -172,10 +175,43 @@ def test_postprocess_masks_sky_and_resizes_without_bleeding():
     depth = torch.full((1, 1, 8, 16), 4.0)
     normals = torch.zeros(1, 3, 8, 16)
     normals[:, 1] = -2.0  # official (0, -1, 0): away from the camera, upwards -> ours (0, 0, -1)
-    products = postprocess({"semseg": logits, "depth": depth, "normals": normals}, (32, 64))
-    sky = products["semantic"][0] == SKY_ID
+    [products] = postprocess({"semseg": logits, "depth": depth, "normals": normals}, (32, 64))
+    sky = products.semantic == SKY_ID
     assert sky[:12].all() and not sky[12:].any()
-    assert products["depth"][0][sky].isnan().all() and (products["depth"][0][~sky] == 4.0).all()
-    assert products["normals"][0][:, sky].isnan().all()
-    torch.testing.assert_close(products["normals"][0][:, ~sky].T, torch.tensor([[0.0, 0.0, -1.0]]).expand(
-        int((~sky).sum()), 3))
+    assert np.isnan(products.depth[sky]).all() and (products.depth[~sky] == 4.0).all()
+    assert np.isnan(products.normals[sky]).all()
+    np.testing.assert_allclose(products.normals[~sky], np.broadcast_to([0.0, 0.0, -1.0], (int((~sky).sum()), 3)),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(64, 128), (37, 74), (8, 16), (5, 10)])
+def test_resize_valid_never_blends_invalid_pixels_in(size):
+    """A linear ramp with holes holding huge values: every valid output is within the ramp's range (no bleeding),
+    invalid outputs are NaN exactly where the nearest input pixel is invalid, and an all-valid ramp is resized
+    like OpenCV's bilinear / area resize of the ramp itself."""
+    rng = np.random.default_rng(7)
+    ramp = np.add.outer(np.arange(16.0), np.arange(32.0)).astype(np.float32)
+    valid = rng.random((16, 32)) > 0.3
+    holes = np.where(valid, ramp, 1e6).astype(np.float32)
+    resized = resize_valid(holes, valid, size)
+    expected_invalid = resize_labels((~valid).astype(np.uint8), size).astype(bool)
+    assert resized.shape == size and resized.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(resized), expected_invalid)
+    assert np.nanmin(resized) >= 0 and np.nanmax(resized) <= ramp.max()
+    full = resize_valid(ramp, np.ones_like(valid), size)
+    mode = cv2.INTER_LINEAR if size[0] >= 16 else cv2.INTER_AREA
+    np.testing.assert_allclose(full, cv2.resize(ramp, size[::-1], interpolation=mode), rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(64, 128), (8, 16)])
+def test_resize_valid_keeps_normals_unit_length(size):
+    rng = np.random.default_rng(8)
+    normals = rng.normal(size=(16, 32, 3)).astype(np.float32)
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    valid = rng.random((16, 32)) > 0.2
+    resized = resize_valid(np.where(valid[..., None], normals, 0).astype(np.float32), valid, size,
+                           unit_vectors=True)
+    finite = np.isfinite(resized).all(axis=-1)
+    np.testing.assert_array_equal(~finite, np.isnan(resized).all(axis=-1))  # a pixel is all NaN or all finite
+    np.testing.assert_allclose(np.linalg.norm(resized[finite], axis=-1), 1, atol=1e-5)
+    assert finite.mean() > 0.6

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
@@ -113,17 +114,29 @@ def test_answers_on_every_topic_with_the_input_header(harness, dense):
     np.testing.assert_array_equal((packed >> 16) & 255, image[::2, ::2][keep][:, 0])
 
 
-@pytest.mark.params({"input_compressed": True, "frame_id": "pano_optical_override"})
-def test_compressed_input_and_frame_id_override(harness, dense):
+@pytest.mark.params({"input_compressed": True, "frame_id": "pano_optical_override", "output.max_width": 128})
+def test_compressed_input_frame_id_override_and_output_size_cap(harness, dense):
+    from pano_perception.models.mtpano.predictor import MTPanoPredictor
+
     namespace, node = dense
     harness.subscribe(Image, f"{namespace}/depth")
+    harness.subscribe(PointCloud2, f"{namespace}/depth/points")
     wait_active(harness, node)
     pub = harness.publisher(CompressedImage, f"{namespace}/image/compressed")
     msg = rgb_to_compressed(panorama(1), "jpeg", stamped_header("theta_z1", 7))
-    assert harness.wait_for(lambda: harness.messages(f"{namespace}/depth"), 60, poll=0.5,
-                            during=lambda: pub.publish(msg)), node.output()
+    assert harness.wait_for(lambda: harness.messages(f"{namespace}/depth") and harness.messages(
+        f"{namespace}/depth/points"), 60, poll=0.5, during=lambda: pub.publish(msg)), node.output()
     out = harness.messages(f"{namespace}/depth")[0]
     assert out.header.frame_id == "pano_optical_override" and out.header.stamp.sec == 7
+    # output.max_width 128: the 256x128 input's products are a 128x64 ERP of the same sphere
+    depth = image_to_numpy(out)
+    assert depth.shape == (HEIGHT // 2, HEIGHT)
+    points = harness.messages(f"{namespace}/depth/points")[0]
+    assert (points.height, points.width) == (HEIGHT // 4, HEIGHT // 2)  # decimation 2 of 64x128
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    expected = MTPanoPredictor(TINY_MODEL["model.config"], TINY_MODEL["model.checkpoint"]).predict(
+        rgb, (HEIGHT // 2, HEIGHT))
+    np.testing.assert_allclose(depth, expected.depth, rtol=1e-4, atol=1e-4)
 
 
 def test_bad_input_is_reported_and_the_node_keeps_going(harness, dense):

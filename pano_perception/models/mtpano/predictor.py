@@ -4,7 +4,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,25 +11,10 @@ import torch
 
 from .config import MTPanoConfig, get_config
 from .model import build_mtpano
-from .postprocess import normalise_images, postprocess
+from .postprocess import MTPanoPrediction, normalise_images, postprocess
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 BACKENDS = ("torch", "onnxruntime")
-
-
-@dataclass
-class MTPanoPrediction:
-    """Products for one ERP image, at its input resolution H×W.
-
-    ``semantic``: uint8 [H, W] ADE20K-150 ids (0-based; 2 = sky).
-    ``depth``: float32 [H, W] radial distance in metres; NaN for sky and invalid pixels.
-    ``normals``: float32 [H, W, 3] unit normals in our camera frame (x forward, y left, z up; pointing towards
-    the camera, docs/CONVENTIONS.md); NaN where invalid.
-    """
-
-    semantic: np.ndarray
-    depth: np.ndarray
-    normals: np.ndarray
 
 
 class MTPanoPredictor:
@@ -92,23 +76,26 @@ class MTPanoPredictor:
         return self._normalise(_stack_images(images))
 
     @torch.inference_mode()
-    def predict_batch(self, images: np.ndarray | Sequence[np.ndarray]) -> list[MTPanoPrediction]:
-        """Predictions for a batch of same-size ERP images ([B, H, W, 3] array or a sequence of [H, W, 3])."""
+    def predict_batch(self, images: np.ndarray | Sequence[np.ndarray],
+                      size: tuple[int, int] | None = None) -> list[MTPanoPrediction]:
+        """Predictions for a batch of same-size ERP images ([B, H, W, 3] array or a sequence of [H, W, 3]), at
+        the images' resolution or at ``size`` = (h, w) with w = 2·h (an ERP of the same sphere: any size works)."""
         batch = _stack_images(images)
-        products = postprocess(self._forward(self._normalise(batch)), batch.shape[1:3])
-        semantic = products["semantic"].to(torch.uint8).cpu().numpy()
-        depth = products["depth"].cpu().numpy()
-        normals = products["normals"].permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        return [MTPanoPrediction(semantic[i], depth[i], normals[i]) for i in range(len(batch))]
+        if size is None:
+            size = batch.shape[1:3]
+        elif len(size) != 2 or size[0] < 2 or size[1] != 2 * size[0]:
+            raise ValueError(f"output size must be (h, 2h) with h >= 2, got {size}")
+        return postprocess(self._forward(self._normalise(batch)), tuple(size))
 
-    def predict(self, rgb: np.ndarray) -> MTPanoPrediction:
-        """Prediction for one ERP image: uint8 [H, W, 3] RGB with W = 2·H."""
+    def predict(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> MTPanoPrediction:
+        """Prediction for one ERP image (uint8 [H, W, 3] RGB with W = 2·H), at H×W or at ``size`` = (h, 2h)."""
         _validate_image(rgb)
-        return self.predict_batch(rgb[None])[0]
+        return self.predict_batch(rgb[None], size)[0]
 
 
     def _normalise(self, batch: np.ndarray) -> torch.Tensor:
-        return normalise_images(torch.from_numpy(batch).to(self.device), self.config.image_size)
+        # resized on the CPU's uint8 path; a GPU then receives the network-size image, not the camera's 4K frame
+        return normalise_images(torch.from_numpy(batch), self.config.image_size).to(self.device)
 
     def _forward(self, pixel_values: torch.Tensor, *, with_aux: bool = False) -> dict:
         if self.backend == "onnxruntime":

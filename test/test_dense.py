@@ -1,0 +1,97 @@
+"""Display and transport products of the dense node (pano_perception.dense), exact on hand-made inputs."""
+import numpy as np
+import pytest
+
+from pano_perception.dense import (
+    OUTPUT_TOPICS,
+    DenseOptions,
+    PointCloudArrays,
+    dense_products,
+    depth_to_cloud,
+    normals_to_color,
+    output_size,
+    predict_dense,
+    semantic_overlay,
+)
+from pano_perception.geometry import erp_rays
+from pano_perception.labels import ADE20K_PALETTE
+from pano_perception.models.mtpano import MTPanoPrediction
+
+
+def _prediction(height=8):
+    rng = np.random.default_rng(0)
+    normals = rng.normal(size=(height, 2 * height, 3)).astype(np.float32)
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    normals[0] = np.nan
+    depth = rng.uniform(0.5, 60, (height, 2 * height)).astype(np.float32)
+    depth[1, :3] = np.nan
+    semantic = rng.integers(0, 150, (height, 2 * height)).astype(np.uint8)
+    rgb = rng.integers(0, 256, (height, 2 * height, 3)).astype(np.uint8)
+    return rgb, MTPanoPrediction(semantic=semantic, depth=depth, normals=normals)
+
+
+def test_normals_colour_is_half_plus_half_n_and_invalid_is_black():
+    _, prediction = _prediction()
+    colour = normals_to_color(prediction.normals)
+    expected = np.rint((prediction.normals[1:] + 1) * 127.5)
+    assert colour.dtype == np.uint8 and colour.shape == prediction.normals.shape
+    assert np.abs(colour[1:].astype(float) - expected).max() <= 1  # OpenCV rounds half to even
+    assert (colour[0] == 0).all()
+
+
+def test_semantic_overlay_blends_the_palette_with_the_image():
+    rgb, prediction = _prediction()
+    overlay = semantic_overlay(rgb, prediction.semantic, 0.6)
+    expected = 0.6 * ADE20K_PALETTE[prediction.semantic].astype(float) + 0.4 * rgb
+    assert np.abs(overlay - expected).max() <= 1
+    np.testing.assert_array_equal(semantic_overlay(rgb, prediction.semantic, 0.0), rgb)
+    with pytest.raises(ValueError, match="alpha"):
+        semantic_overlay(rgb, prediction.semantic, 1.5)
+
+
+@pytest.mark.parametrize("decimation", [1, 2, 3])
+def test_cloud_is_depth_times_rays_on_the_kept_pixels(decimation):
+    rgb, prediction = _prediction(12)
+    cloud = depth_to_cloud(prediction.depth, rgb, decimation=decimation, min_range=1.0, max_range=45.0)
+    rays = erp_rays(12, 24, numpy=True)[::decimation, ::decimation]
+    depth = prediction.depth[::decimation, ::decimation]
+    kept = (depth >= 1.0) & (depth <= 45.0)
+    assert cloud.points.shape == depth.shape + (4,)
+    np.testing.assert_allclose(cloud.points[..., :3][kept], (rays * depth[..., None])[kept], rtol=1e-6)
+    assert np.isnan(cloud.points[..., :3][~kept]).all()
+    np.testing.assert_array_equal(cloud.rgb, rgb[::decimation, ::decimation])
+    with pytest.raises(ValueError, match="decimation"):
+        depth_to_cloud(prediction.depth, rgb, decimation=0)
+
+
+def test_dense_products_computes_only_the_wanted_topics():
+    rgb, prediction = _prediction()
+    products = dense_products(rgb, prediction, {"depth", "depth/points"}, DenseOptions())
+    assert set(products) == {"depth", "depth/points"}
+    assert isinstance(products["depth/points"], PointCloudArrays)
+    assert set(dense_products(rgb, prediction, OUTPUT_TOPICS, DenseOptions())) == set(OUTPUT_TOPICS)
+    with pytest.raises(ValueError, match="unknown output topics"):
+        dense_products(rgb, prediction, {"depth/colour"}, DenseOptions())
+
+
+def test_output_size_caps_the_width_and_keeps_2_to_1():
+    assert output_size(1920, 3840, 0) == (1920, 3840)
+    assert output_size(1920, 3840, 1920) == (960, 1920)
+    assert output_size(1920, 3840, 1001) == (500, 1000)
+    assert output_size(512, 1024, 2048) == (512, 1024)
+
+
+def test_predict_dense_at_a_capped_size_equals_the_predictor_at_that_size():
+    from pathlib import Path
+
+    from pano_perception.models.mtpano import MTPanoPredictor
+
+    state = Path(__file__).resolve().parent / "data" / "mtpano" / "tiny_state_dict.safetensors"
+    predictor = MTPanoPredictor("tiny-fixture", checkpoint=state)
+    rgb = np.random.default_rng(3).integers(0, 256, (128, 256, 3), dtype=np.uint8)
+    products = predict_dense(predictor, rgb, {"depth", "semantic/color"}, DenseOptions(max_width=128))
+    expected = predictor.predict(rgb, (64, 128))
+    np.testing.assert_array_equal(products["depth"], expected.depth)
+    assert products["semantic/color"].shape == (64, 128, 3)
+    with pytest.raises(ValueError, match="output size"):
+        predictor.predict(rgb, (64, 100))
