@@ -40,6 +40,9 @@ def test_evaluation_of_a_known_predictor(tmp_path):
     floor = sum(int((s.semantic == 3).sum()) for s in samples)
     expected = (len(classes) - 2 + floor / (floor + wall)) / len(classes) * 100
     assert total["semantic"]["mIoU"] == pytest.approx(expected)
+    per_class = result["iou_per_class"]
+    assert per_class["wall"] == 0 and per_class["floor"] == pytest.approx(floor / (floor + wall) * 100, abs=0.01)
+    assert len(per_class) == len(classes) and list(per_class.values()) == sorted(per_class.values(), reverse=True)
     assert len(result["images"]) == 2 and (tmp_path / "000.png").stat().st_size > 10_000
     assert not (tmp_path / "001.png").exists()
 

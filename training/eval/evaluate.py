@@ -16,8 +16,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from pano_perception.labels import ADE20K_CLASSES
 from pano_perception.metrics import DenseEvaluation
 from pano_perception.models.mtpano import MTPanoPredictor
 
@@ -28,7 +30,8 @@ from .tables import paper_table
 
 def evaluate(predictor: MTPanoPredictor, samples: Sequence[PanoramaSample], *, figures_dir: Path | None = None,
              num_figures: int = 0, progress: bool = True) -> dict:
-    """Dense metrics of ``predictor`` over ``samples``: ``{"total": result, "images": [{key, result}, ...]}``."""
+    """Dense metrics of ``predictor`` over ``samples``: ``{"total": result, "iou_per_class": {class: IoU %} (classes
+    present, best first), "images": [{key, result}, ...]}``."""
     from tqdm import tqdm
 
     total = DenseEvaluation()
@@ -45,7 +48,10 @@ def evaluate(predictor: MTPanoPredictor, samples: Sequence[PanoramaSample], *, f
         if figures_dir is not None and index < num_figures:
             save_figure(figures_dir / f"{index:03d}.png", sample.rgb, prediction, sample.semantic, sample.depth,
                         sample.normals, title=sample.key, metrics=images[-1]["result"])
-    return {"total": total.result(), "images": images}
+    iou = total.semantic.iou_per_class()
+    per_class = {ADE20K_CLASSES[i]: round(float(iou[i]) * 100, 2) for i in np.argsort(-np.nan_to_num(iou, nan=-1))
+                 if not np.isnan(iou[i])}
+    return {"total": total.result(), "iou_per_class": per_class, "images": images}
 
 
 def main(argv=None) -> None:
