@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -18,7 +19,7 @@ def truncate_log(path: Path, step: int) -> None:
             writer.writerows(r for r in rows if int(r["step"]) <= step)
 
 
-def append_row(path: Path, row: dict, fields: list[str] | None = None) -> None:
+def append_row(path: Path, row: dict, fields: Sequence[str] | None = None) -> None:
     """Append ``row`` (header first for a new file); ``fields`` fixes the columns, else the row's keys."""
     new = not path.exists() or path.stat().st_size == 0
     with path.open("a", newline="") as f:

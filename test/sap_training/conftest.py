@@ -1,25 +1,12 @@
-"""Fixtures of the SAP training tests: the repository root on sys.path (``training`` is a top-level folder, and the
-sam2 wheel installs an unrelated ``training`` package), one torch thread, and a tiny synthetic panorama dataset."""
+"""Fixtures of the SAP training tests: our ``training`` package importable and one torch thread per test
+(test/training/training_fixtures.py), and a tiny synthetic panorama dataset."""
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-if "training" in sys.modules and not str(getattr(sys.modules["training"], "__file__", "")).startswith(str(ROOT)):
-    del sys.modules["training"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores, OpenMP hand-offs make small tensor ops much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from training_fixtures import one_thread  # noqa: F401 (autouse)
 
 
 @pytest.fixture(scope="session")

@@ -1,31 +1,18 @@
-"""Fixtures of the training tests: the repository root on sys.path (``training`` is a top-level folder, and the sam2
-wheel installs an unrelated ``training`` package) and a tiny pseudo-label cache."""
+"""Fixtures of the training tests: our ``training`` package importable and one torch thread per test
+(training_fixtures.py), and a tiny pseudo-label cache."""
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-if "training" in sys.modules and not str(getattr(sys.modules["training"], "__file__", "")).startswith(str(ROOT)):
-    del sys.modules["training"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_fixtures import one_thread  # noqa: F401 (autouse)
 
 from training.mtpano.datasets import SyntheticPanoramas
 from training.mtpano.pseudo_labels import CropSampling, generate_cache
 from training.mtpano.teachers import OracleTeacher
 
 ERP_HEIGHT = 128  # the micro-cpu model's input height
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread per test: on a shared 2-core machine more threads spin against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,17 @@
 """Experiment configuration: one YAML file per experiment (training/configs/), dataclasses with defaults.
 
 A file may name a ``base`` file (relative to itself) whose values it overrides section by section; command-line
-``--set section.key=value`` overrides (YAML-parsed values) come last. Defaults are the paper's (Sec. 4.1): Adam,
-lr 2e-5, weight decay 5e-6, poly 0.9, 100k iterations, batch 4 per GPU, 1000 warm-up steps, loss weights 1.0 for
-the main tasks, 0.3 for deep supervision and 0.003 for the auxiliary tasks.
+``--set section.key=value`` overrides (YAML-parsed values) come last (training/config_common.py). Defaults are the
+paper's (Sec. 4.1): Adam, lr 2e-5, weight decay 5e-6, poly 0.9, 100k iterations, batch 4 per GPU, 1000 warm-up
+steps, loss weights 1.0 for the main tasks, 0.3 for deep supervision and 0.003 for the auxiliary tasks.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
+from ..config_common import load_experiment
 
 MAIN_TASKS = ("semseg", "depth", "normals")
 
@@ -114,53 +113,9 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
-def _merge(base: dict, override: dict) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
-
-
-def _read(path: Path) -> dict:
-    data = yaml.safe_load(path.read_text()) or {}
-    base = data.pop("base", None)
-    return _merge(_read((path.parent / base).resolve()), data) if base else data
-
-
-def _build(cls, values: dict):
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-    kwargs = {}
-    for name, value in values.items():
-        default = getattr(cls(), name) if name in known else None
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value or {})
-        elif isinstance(default, tuple):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
-def parse_override(text: str) -> dict:
-    """``section.key=value`` -> nested dict (value parsed as YAML)."""
-    path, sep, value = text.partition("=")
-    if not sep:
-        raise ValueError(f"override must look like section.key=value; got {text!r}")
-    node: dict[str, Any] = yaml.safe_load(value) if value else None
-    for part in reversed(path.split(".")):
-        node = {part: node}
-    return node
-
-
 def load_config(path: Path | str | None = None, overrides: list[str] = ()) -> ExperimentConfig:
     """The experiment config of ``path`` (YAML; None: defaults) with ``overrides`` applied."""
-    values = _read(Path(path)) if path else {}
-    for text in overrides:
-        values = _merge(values, parse_override(text))
-    config = _build(ExperimentConfig, values)
+    config = load_experiment(ExperimentConfig, path, overrides)
     bad = set(config.ablation.tasks) - set(MAIN_TASKS)
     if bad or not config.ablation.tasks:
         raise ValueError(f"ablation.tasks must be a non-empty subset of {MAIN_TASKS}; got {config.ablation.tasks}")

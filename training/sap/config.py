@@ -1,5 +1,5 @@
 """SAP experiment configuration: one YAML file per experiment (training/configs/sap_*.yaml), dataclasses with
-defaults. YAML ``base`` files and ``--set section.key=value`` overrides work as for MTPano (training/mtpano/config.py).
+defaults. YAML ``base`` files and ``--set section.key=value`` overrides work as for MTPano (training/config_common.py).
 
 Defaults are the paper's (SAP Sec. 5.1): SAM2 with the image encoder frozen, AdamW lr 2e-4 with a cosine
 schedule, weight decay 0.1, gradient clipping at 0.1; scan views of 90 degrees with 50 % overlap traversed column
@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..mtpano.config import _build, _merge, _read, parse_override
+from ..config_common import load_experiment
 
 BACKENDS = ("builtin", "sam2")
 
@@ -122,10 +122,7 @@ class SapExperimentConfig:
 
 def load_sap_config(path: Path | str | None = None, overrides: list[str] = ()) -> SapExperimentConfig:
     """The experiment of ``path`` (YAML; None: defaults) with ``overrides`` (``section.key=value``) applied."""
-    values = _read(Path(path)) if path else {}
-    for text in overrides:
-        values = _merge(values, parse_override(text))
-    config = _build(SapExperimentConfig, values)
+    config = load_experiment(SapExperimentConfig, path, overrides)
     if config.data.pitch_deg is not None:
         config.data.pitch_deg = tuple(config.data.pitch_deg)
     if config.model.backend not in BACKENDS:
