@@ -1,11 +1,6 @@
-import pytest
-import torch
+"""One torch thread per SAP test (the fixture of test/training/training_fixtures.py)."""
+import sys
+from pathlib import Path
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on 2 shared cores, OpenMP hand-offs make small tensor ops 100x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from training_fixtures import one_thread  # noqa: E402,F401 (autouse)
