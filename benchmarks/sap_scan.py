@@ -3,13 +3,13 @@
 Our part is timed with a replay backend that hands back ready-made probabilities instantly, so only the
 segmenter's work is measured: rendering the scan (one batched E2P), projecting prompts, storing the per-frame
 probabilities, fusing them back into the ERP (P2E max) and assembling the instance ids. Each object is a blob
-about a third of a view wide on the frames its click is visible in (fusion visits only the grid columns where
-an object reaches the threshold). The backend is the sam2 video predictor (tiny config; random weights cost the same compute as real ones) on the same frames: init,
+about a third of a view wide on the frames its click is visible in (fusion visits only the views where an
+object reaches the threshold). The backend is the sam2 video predictor (tiny config; random weights cost the same compute as real ones) on the same frames: init,
 one click, propagation over ``--backend-frames`` frames, extrapolated to the whole scan. Peak memory is the
 process's resident high-water mark after each phase (our part runs first).
 
 Run: .venv/bin/python benchmarks/sap_scan.py [--height 2048] [--frame-size 1024] [--objects 1 8]
-         [--backend-frames 2] [--repeats 3]
+         [--backend-frames 2] [--repeats 3] [--threads 1]
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import resource
 import time
 from collections.abc import Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -80,7 +81,10 @@ def main() -> None:
     parser.add_argument("--backend-frames", type=int, default=2, help="frames of sam2 propagation to time")
     parser.add_argument("--config", default="tiny", help="sam2.1 config for the backend timing")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch and OpenCV threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
 
     trajectory = ScanTrajectory(frame_size=args.frame_size)
     erp = panorama(args.height)
@@ -111,7 +115,7 @@ def main() -> None:
     probabilities_mb = n * args.frame_size ** 2 / 2 ** 20
     erp_mb = args.height * 2 * args.height / 2 ** 20
     print(f"  memory: frames {frames_mb:.0f} MB (uint8), probabilities {probabilities_mb:.0f} MB per object "
-          f"(uint8), fused map {4 * erp_mb:.0f} MB per object (float32), ids {2 * erp_mb:.0f} MB; "
+          f"(uint8), fused crop <= {4 * erp_mb:.0f} MB per object (float32, its window), ids {2 * erp_mb:.0f} MB; "
           f"peak RSS +{ours_peak - baseline:.0f} MB over {baseline:.0f} MB")
 
     from pano_perception.models.sap.sam2_backend import Sam2Backend, build_sam2_predictor

@@ -245,7 +245,62 @@ def test_column_wise_fusion_equals_the_all_view_maximum_above_the_threshold():
     order, ids, probabilities = segmenter._run(objects, start=5)
     views = [trajectory.views[i] for i in order]
     reference = fuse_views(probabilities.float() / 255.0, views, 64)
-    for column, fused in segmenter._fused(order, probabilities):  # the right half's columns are skipped
+    for column, window, crop in segmenter._fused(order, probabilities):  # the right half's views are skipped
+        fused = torch.zeros((64, 128))
+        window.paste(crop, fused)
         above = reference[column] >= 0.5
         assert above.any() and torch.equal(fused >= 0.5, above)
         torch.testing.assert_close(fused[above], reference[column][above])
+
+
+def test_windowed_canvas_and_cleanup_equal_the_whole_image_at_the_seam_and_a_pole():
+    from pano_perception.models.sap.fusion import ErpWindow, InstanceCanvas, drop_small_components
+
+    height, width = 64, 128
+    generator = torch.Generator().manual_seed(1)
+    probabilities = {}
+    seam = torch.zeros((height, width))
+    seam[20:34, 118:] = torch.rand((14, 10), generator=generator) * 0.6 + 0.4
+    seam[20:34, :7] = torch.rand((14, 7), generator=generator) * 0.6 + 0.4
+    seam[40:42, 125:] = seam[40:42, :1] = 0.9  # a 6-px fragment across the seam
+    probabilities[1] = (seam, ErpWindow(height, width, slice(18, 44), 116, 19))  # crosses the seam
+    pole = torch.zeros((height, width))
+    pole[:5] = torch.rand((5, width), generator=generator)  # a cap over the north pole, all columns
+    pole[2:6, 60:70] = 0.95
+    pole[:5, 8:16] = pole[:5, 72:79] = 0.0  # leaves room for object 3
+    pole[12, 30] = 0.8  # a 1-px fragment
+    probabilities[2] = (pole, ErpWindow(height, width, slice(0, 14), 0, width))
+    corner = torch.zeros((height, width))
+    corner[0:3, 10:14] = corner[0:3, 74:77] = 0.7  # joined over the pole; alone each is under 13 px
+    corner[24:30, 0:4] = 0.99  # overlaps object 1 with a higher probability
+    probabilities[3] = (corner, ErpWindow(height, width, slice(0, 31), 0, 77))  # reaches the pole row
+    whole = InstanceCanvas(height, width, 0.5)
+    windowed = InstanceCanvas(height, width, 0.5)
+    for object_id, (probability, window) in probabilities.items():
+        whole.add(object_id, probability)
+        windowed.add(object_id, window.crop(probability), window)
+    assert torch.equal(whole.ids, windowed.ids) and torch.equal(whole.best, windowed.best)
+    for min_px in (0, 7, 9, 13, 22):
+        expected = whole.result(min_px)
+        np.testing.assert_array_equal(windowed.result(min_px), expected)
+        for object_id, (_, window) in probabilities.items():
+            mask = expected == object_id if min_px == 0 else whole.result(0) == object_id
+            kept = drop_small_components(window.crop(mask), max(min_px, 1), window)
+            np.testing.assert_array_equal(kept, window.crop(drop_small_components(mask, max(min_px, 1))))
+    assert windowed.result(7)[40, 126] == 1 and windowed.result(9)[40, 126] == 0  # 6 + 2 px across the seam
+    assert windowed.result(13)[1, 12] == 3 and windowed.result(22)[1, 12] == 0  # 12 + 9 px over the pole
+    with pytest.raises(ValueError, match="window"):
+        windowed.add(4, seam, probabilities[1][1])
+
+
+def test_erp_windows_cover_their_pieces_across_the_seam():
+    from pano_perception.models.sap.fusion import ErpWindow
+
+    window = ErpWindow.covering(64, 128, [(slice(3, 9), slice(120, 128)), (slice(5, 20), slice(0, 4))])
+    assert (window.rows, window.start, window.count) == (slice(3, 20), 120, 12)
+    assert window.runs() == [(slice(0, 8), slice(120, 128)), (slice(8, 12), slice(0, 4))]
+    assert window.columns(slice(1, 3)) == slice(9, 11)
+    erp = np.arange(64 * 128).reshape(64, 128)
+    np.testing.assert_array_equal(window.crop(erp), np.roll(erp, 8, axis=1)[3:20, :12])
+    full = ErpWindow.covering(64, 128, [(slice(0, 2), slice(0, 64)), (slice(0, 2), slice(64, 128))])
+    assert (full.start, full.count) == (0, 128) and ErpWindow.covering(64, 128, []).is_empty

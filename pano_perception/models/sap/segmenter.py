@@ -25,7 +25,7 @@ import torch
 
 from ...geometry import check_erp_size, e2p
 from .backend import SegmenterBackend
-from .fusion import InstanceCanvas, coarse_mask, drop_small_components, fuse_views, spherical_area, spherical_iou
+from .fusion import ErpWindow, InstanceCanvas, coarse_mask, drop_small_components, fuse_windows, spherical_iou
 from .prompts import (
     NEGATIVE,
     POSITIVE,
@@ -174,28 +174,22 @@ class PanoSegmenter:
             probabilities[frame, columns] = quantised.cpu()
         return order, object_ids, probabilities
 
-    def _fused(self, order: np.ndarray, probabilities: torch.Tensor):
-        """Yield (column, fused (H, W) float probability) for every object.
+    def _fused(self, order: np.ndarray, probabilities: torch.Tensor) -> list[tuple[int, ErpWindow, torch.Tensor]]:
+        """(column, window, fused float probability inside the window (its ``shape``)) for every object.
 
-        Views are fused column by column of the grid (one cached P2E per column), and only the columns where
-        the object reaches the threshold in some view: a view below the threshold cannot lift any pixel to it,
-        so every pixel at or above the threshold gets exactly the all-view maximum (SAP eq. 5); pixels below it
-        are never assigned, and their value is a lower bound.
+        An object is fused only from the views where it reaches the threshold: a view below the threshold cannot
+        lift any pixel to it, so every pixel at or above the threshold gets exactly the all-view maximum (SAP
+        eq. 5); pixels below it are never assigned, and their value is a lower bound. Each view is sampled once
+        for all of its objects (through the cached P2E windows of its grid column), and each object is fused
+        only inside the ERP window where it reaches the threshold; outside it the object is below it.
         """
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))  # trajectory view index -> video frame
-        peaks = probabilities.amax(dim=(-2, -1)).float() / 255.0  # (frames, objects)
-        height = self._erp_shape[0]
-        for column in range(probabilities.shape[1]):
-            fused = torch.zeros((height, 2 * height), dtype=torch.float32, device=self.device)
-            for view_indices in self.trajectory.column_views:
-                frames = position[list(view_indices)]
-                if not bool((peaks[frames, column] >= self.threshold).any()):
-                    continue
-                data = probabilities[frames, column:column + 1].to(self.device, torch.float32) / 255.0
-                views = [self.trajectory.views[i] for i in view_indices]
-                fused = torch.maximum(fused, fuse_views(data, views, height)[0])
-            yield column, fused
+        reached = (probabilities.amax(dim=(-2, -1)).float() / 255.0 >= self.threshold).numpy()  # (frames, objects)
+        fused = fuse_windows(probabilities, [self.trajectory.views[i] for i in order], self._erp_shape[0], reached,
+                             self.threshold, groups=[position[list(column)] for column in self.trajectory.column_views],
+                             device=self.device)
+        return [(column, window, values) for column, (window, values) in enumerate(fused)]
 
     def _require_image(self) -> None:
         if self._frames is None:
@@ -218,8 +212,8 @@ class PanoSegmenter:
         backend_s = time.perf_counter() - tic
         tic = time.perf_counter()
         canvas = InstanceCanvas(height, width, self.threshold, self.device)
-        for column, fused in self._fused(order, probabilities):
-            canvas.add(object_ids[column], fused)
+        for column, window, fused in self._fused(order, probabilities):
+            canvas.add(object_ids[column], fused, window)
         instances = canvas.result(self.min_component_px)
         timings = {"render": self._render_s, "backend": backend_s, "fusion": time.perf_counter() - tic}
         return Segmentation(instances, canvas.mean_probabilities(instances), start, len(order), timings)
@@ -236,7 +230,7 @@ class PanoSegmenter:
             raise ValueError(f"batch must be >= 1; got {batch}")
         height, width = self._erp_shape
         rays = fibonacci_rays(points)
-        candidates = []  # (score, area, coarse mask, uint8 probability inside the mask)
+        candidates = []  # (score, area, coarse mask, uint8 probability inside the mask in its window, window)
         backend_s = fusion_s = 0.0
         frames = 0
         for first in range(0, points, batch):
@@ -247,17 +241,19 @@ class PanoSegmenter:
             backend_s += time.perf_counter() - tic
             frames += len(order)
             tic = time.perf_counter()
-            for _, fused in self._fused(order, probabilities):
+            for _, window, fused in self._fused(order, probabilities):
                 mask = (fused >= self.threshold).cpu().numpy()
                 if self.min_component_px > 0:
-                    mask = drop_small_components(mask, self.min_component_px)
-                area = spherical_area(mask)
+                    mask = drop_small_components(mask, self.min_component_px, window)
+                area = float(mask.sum(axis=1, dtype=np.float64) @ window.row_weights())
                 if area < min_area:
                     continue
                 probability = fused.cpu().numpy()
                 score = float(probability[mask].mean())
                 quantised = np.where(mask, np.round(probability * 255.0), 0).astype(np.uint8)
-                candidates.append((score, area, coarse_mask(mask), quantised))
+                full = np.zeros((height, width), dtype=bool)
+                window.paste(mask, full)
+                candidates.append((score, area, coarse_mask(full), quantised, window))
             fusion_s += time.perf_counter() - tic
         tic = time.perf_counter()
         candidates.sort(key=lambda c: (-c[0], -c[1]))
@@ -266,8 +262,8 @@ class PanoSegmenter:
             if all(spherical_iou(candidate[2], other[2]) <= iou_threshold for other in kept):
                 kept.append(candidate)
         canvas = InstanceCanvas(height, width, self.threshold, "cpu")
-        for object_id, (_, _, _, quantised) in enumerate(kept, start=1):
-            canvas.add(object_id, torch.from_numpy(quantised).float() / 255.0)
+        for object_id, (_, _, _, quantised, window) in enumerate(kept, start=1):
+            canvas.add(object_id, torch.from_numpy(quantised).float() / 255.0, window)
         instances = canvas.result()
         scores = {i: kept[i - 1][0] for i in canvas.mean_probabilities(instances)}
         fusion_s += time.perf_counter() - tic
