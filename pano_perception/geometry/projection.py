@@ -186,7 +186,7 @@ def e2p_normals(normals, views: Sequence[PerspectiveView], *, mode: str = "bilin
 
 
 @dataclass
-class _Window:
+class P2EWindow:
     view_index: int
     rows: slice
     cols: slice  # ERP columns (a contiguous run: windows crossing the seam are split in two)
@@ -259,7 +259,7 @@ def _footprint_bands(view: PerspectiveView, height: int, width: int, band_rows: 
             bands.append((slice(top, bottom), np.arange(width)))
             continue
         # The complement of the longest circular run of misses is the band's column range.
-        gap, gap_end = _longest_circular_run(~hit)
+        gap, gap_end = longest_circular_run(~hit)
         start = (gap_end % len(hit)) * step - step
         bands.append((slice(top, bottom), (start + np.arange(min(width, (len(hit) - gap + 2) * step))) % width))
     return bands
@@ -271,7 +271,7 @@ def _contiguous_runs(cols: np.ndarray) -> list[slice]:
     return [slice(int(run[0]), int(run[-1]) + 1) for run in np.split(cols, breaks)]
 
 
-def _longest_circular_run(flags: np.ndarray) -> tuple[int, int]:
+def longest_circular_run(flags: np.ndarray) -> tuple[int, int]:
     """(length, end index) of the longest run of True in a circular boolean array that is not all True;
     the end index is one past the run's last element and may exceed len(flags) (take it modulo)."""
     doubled = np.concatenate([flags, flags]).astype(np.int8)
@@ -281,7 +281,7 @@ def _longest_circular_run(flags: np.ndarray) -> tuple[int, int]:
     return int(min(len(flags), ends[longest] - starts[longest])), int(ends[longest])
 
 
-def _p2e_windows(height, width, views, margin, device, dtype) -> list[_Window]:
+def p2e_windows(height, width, views, margin, device, dtype) -> list[P2EWindow]:
     """Per-view ERP windows; ``margin`` (pixels) keeps samples that far inside the view (0.5 for bilinear)."""
 
     def build():
@@ -296,7 +296,7 @@ def _p2e_windows(height, width, views, margin, device, dtype) -> list[_Window]:
                     inside &= (y >= margin) & (y <= view.height - margin)
                     grid = np.stack([2.0 * x / view.width - 1.0, 2.0 * y / view.height - 1.0], -1)
                     grid = np.where(inside[..., None], grid, -2.0)
-                    windows.append(_Window(
+                    windows.append(P2EWindow(
                         view_index=index,
                         rows=rows,
                         cols=cols,
@@ -365,7 +365,7 @@ def p2e(views_data, views: Sequence[PerspectiveView], erp_height: int, *, mode: 
     b, _, c = work.shape[:3]
     if edge_margin is None:
         edge_margin = 0.5 if mode == "bilinear" else 0.0  # bilinear needs a neighbour on both sides
-    windows = _p2e_windows(height, width, views, edge_margin, work.device, work.dtype)
+    windows = p2e_windows(height, width, views, edge_margin, work.device, work.dtype)
     init = -math.inf if reduce == "max" else 0.0
     out = torch.full((b, c, height, width), init, dtype=work.dtype, device=work.device)
     score = torch.full((b, height, width), -math.inf if reduce == "center" else 0.0, dtype=work.dtype,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from ...geometry import PerspectiveView, erp_connected_components, p2e
-from ...geometry.projection import _longest_circular_run, _p2e_windows
+from ...geometry.projection import longest_circular_run, p2e_windows
 
 #: Height at which segment-everything compares masks for de-duplication (spherical IoU, area-averaged).
 IOU_HEIGHT = 256
@@ -64,7 +64,7 @@ class ErpWindow:
             used[cols] = True
         if used.all():
             return cls(height, width, rows, 0, width)
-        gap, gap_end = _longest_circular_run(~used)  # the window starts where the longest unused run ends
+        gap, gap_end = longest_circular_run(~used)  # the window starts where the longest unused run ends
         return cls(height, width, rows, gap_end % width, width - gap)
 
     @property
@@ -127,7 +127,7 @@ def fuse_windows(probabilities: torch.Tensor, views: Sequence[PerspectiveView], 
     for group in (groups if groups is not None else [range(len(views))]):
         group = [int(i) for i in group]
         if active[group].any():
-            for win in _p2e_windows(height, width, tuple(views[i] for i in group), 0.0, device, torch.float32):
+            for win in p2e_windows(height, width, tuple(views[i] for i in group), 0.0, device, torch.float32):
                 by_view.setdefault(group[win.view_index], []).append(win)
     pieces: list[list] = [[] for _ in range(active.shape[1])]  # per object: (rows, cols, values, valid)
     for view in np.flatnonzero(active.any(axis=1)):
