@@ -187,6 +187,8 @@ def e2p_normals(normals, views: Sequence[PerspectiveView], *, mode: str = "bilin
 
 @dataclass
 class P2EWindow:
+    """The ERP pixels (``rows`` × ``cols``) one perspective view can paint, with their sampling grid into it."""
+
     view_index: int
     rows: slice
     cols: slice  # ERP columns (a contiguous run: windows crossing the seam are split in two)
