@@ -13,25 +13,45 @@ import numpy as np
 
 from .geometry import erp_rays
 from .labels import colorize_semantic
+from .parallel import row_bands
 
 
-def semantic_overlay(rgb: np.ndarray, semantic: np.ndarray, alpha: float) -> np.ndarray:
-    """RGB uint8 blend: ``alpha`` * ADE20K palette colour + (1 - alpha) * image."""
+def semantic_overlay(rgb: np.ndarray, semantic: np.ndarray, alpha: float,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """RGB uint8 blend: ``alpha`` * ADE20K palette colour + (1 - alpha) * image (a new array, or ``out``)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
-    return cv2.addWeighted(colorize_semantic(semantic), alpha, np.ascontiguousarray(rgb), 1.0 - alpha, 0.0)
+    _check_colour_destination(out, semantic.shape)
+    out = np.empty(semantic.shape + (3,), np.uint8) if out is None else out
+    rgb = np.ascontiguousarray(rgb)
+    for rows in row_bands(semantic.shape[0], out[0].nbytes):  # palette colours of a band stay in the caches
+        cv2.addWeighted(colorize_semantic(semantic[rows]), alpha, rgb[rows], 1.0 - alpha, 0.0, dst=out[rows])
+    return out
 
 
-def normals_to_color(normals: np.ndarray) -> np.ndarray:
-    """Unit normals (H, W, 3) -> RGB uint8 encoding (n + 1) / 2; invalid (NaN) pixels are black."""
-    return cv2.convertScaleAbs(normals, alpha=127.5, beta=127.5)  # OpenCV saturates NaN to 0: black
+def normals_to_color(normals: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Unit normals (H, W, 3) -> RGB uint8 encoding (n + 1) / 2 (a new array, or ``out``); invalid (NaN) pixels
+    are black."""
+    _check_colour_destination(out, normals.shape[:2])
+    return cv2.convertScaleAbs(normals, dst=out, alpha=127.5, beta=127.5)  # OpenCV saturates NaN to 0: black
+
+
+def _check_colour_destination(out: np.ndarray | None, size: tuple[int, int]) -> None:
+    """OpenCV silently allocates a new array for a destination of the wrong kind: refuse it instead."""
+    if out is not None and (out.shape != (*size, 3) or out.dtype != np.uint8 or not out.flags.c_contiguous):
+        raise ValueError(f"destination must be a C-contiguous uint8 array of shape {(*size, 3)}; got "
+                         f"{out.dtype.name} {out.shape}")
 
 
 @lru_cache(maxsize=8)
 def _decimated_rays(height: int, width: int, step: int) -> np.ndarray:
+    """(h, w, 4) float32: the unit rays of every ``step``-th pixel and a zero 4th column (the points' spare
+    column; multiplying whole 16-byte rows is 2.5x faster than writing three of four columns)."""
     rays = erp_rays(height, width, numpy=True)[::step, ::step]
-    rays.setflags(write=False)
-    return rays
+    padded = np.zeros(rays.shape[:2] + (4,), np.float32)
+    padded[..., :3] = rays
+    padded.setflags(write=False)
+    return padded
 
 
 @dataclass
@@ -46,23 +66,32 @@ class PointCloudArrays:
     labels: np.ndarray | None = None
 
 
+def cloud_grid(height: int, width: int, decimation: int) -> tuple[int, int]:
+    """(h, w) of the organised cloud ``depth_to_cloud`` makes from an H×W depth image."""
+    return -(-height // decimation), -(-width // decimation)
+
+
 def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, min_range: float = 0.05,
-                   max_range: float = 45.0, normals: np.ndarray | None = None,
-                   labels: np.ndarray | None = None) -> PointCloudArrays:
+                   max_range: float = 45.0, normals: np.ndarray | None = None, labels: np.ndarray | None = None,
+                   out: np.ndarray | None = None) -> PointCloudArrays:
     """Radial ERP depth (H, W) -> organised points on every ``decimation``-th row and column.
 
     Points outside [min_range, max_range] or with invalid depth are NaN (the cloud keeps its shape, so a node
     can reuse one message buffer). The rays are those of the kept pixels' centres: decimation never shifts a point.
+    ``out``: a float32 (h, w, 4) destination for the points (``cloud_grid``), e.g. a PointCloud2 buffer.
     """
     if decimation < 1:
         raise ValueError(f"decimation must be >= 1; got {decimation}")
     height, width = depth.shape
+    grid = cloud_grid(height, width, decimation)
+    if out is not None and (out.shape != (*grid, 4) or out.dtype != np.float32 or not out.flags.c_contiguous):
+        raise ValueError(f"destination must be a C-contiguous float32 array of shape {(*grid, 4)}; got "
+                         f"{out.dtype.name} {out.shape}")
     rays = _decimated_rays(height, width, decimation)
-    d = depth[::decimation, ::decimation]
+    d = np.array(depth[::decimation, ::decimation], dtype=np.float32)  # a copy: NaN goes in below
     with np.errstate(invalid="ignore"):
-        keep = (d >= min_range) & (d <= max_range)  # False for NaN
-    points = np.empty(d.shape + (4,), np.float32)
-    np.multiply(rays, np.where(keep, d, np.nan).astype(np.float32)[..., None], out=points[..., :3])
+        np.copyto(d, np.float32(np.nan), where=~((d >= min_range) & (d <= max_range)))  # NaN stays NaN
+    points = np.multiply(rays, d[..., None], out=out)
 
     def pick(image):
         return None if image is None else image[::decimation, ::decimation]
@@ -84,6 +113,8 @@ def check_panorama(rgb: np.ndarray, min_height: int, max_width: int) -> None:
 
 
 OUTPUT_TOPICS = ("depth", "depth/points", "normals", "normals/color", "semantic", "semantic/color")
+#: Topics whose image is a product of the predictor itself (MTPanoPrediction fields of the same names).
+PREDICTED_TOPICS = ("depth", "normals", "semantic")
 IMAGE_ENCODINGS = {"depth": "32FC1", "normals": "32FC3", "normals/color": "rgb8", "semantic": "mono8",
                    "semantic/color": "rgb8"}
 
@@ -115,32 +146,41 @@ def output_size(height: int, width: int, max_width: int) -> tuple[int, int]:
     return max_width // 2, max_width // 2 * 2
 
 
-def predict_dense(predictor, rgb: np.ndarray, wanted, options: DenseOptions) -> dict[str, object]:
+def predict_dense(predictor, rgb: np.ndarray, wanted, options: DenseOptions,
+                  out: dict[str, np.ndarray] | None = None) -> dict[str, object]:
     """Run ``predictor`` (an MTPanoPredictor) on ``rgb`` and return ``dense_products`` at the output size; the
-    colours of the overlay and the cloud come from the image area-averaged to that size."""
+    colours of the overlay and the cloud come from the image area-averaged to that size. ``out``: destination
+    arrays by topic (see ``dense_products``; ``depth``, ``normals`` and ``semantic`` go to the predictor)."""
+    out = out or {}
     size = output_size(rgb.shape[0], rgb.shape[1], options.max_width)
-    prediction = predictor.predict(rgb, size)
+    prediction = predictor.predict(rgb, size, out={topic: out[topic] for topic in PREDICTED_TOPICS if topic in out})
     if size != rgb.shape[:2]:
         rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return dense_products(rgb, prediction, wanted, options)
+    return dense_products(rgb, prediction, wanted, options, out)
 
 
-def dense_products(rgb: np.ndarray, prediction, wanted, options: DenseOptions) -> dict[str, object]:
+def dense_products(rgb: np.ndarray, prediction, wanted, options: DenseOptions,
+                   out: dict[str, np.ndarray] | None = None) -> dict[str, object]:
     """The dense node's outputs for one frame: topic -> image array (see IMAGE_ENCODINGS) or PointCloudArrays.
 
     ``prediction`` has ``depth``, ``normals`` and ``semantic`` (an MTPanoPrediction); only ``wanted`` topics are
-    computed. The node and ``pano-perception replay`` both call this, so they publish the same bytes.
+    computed. ``out`` may give the destination arrays of ``normals/color``, ``semantic/color`` and the points of
+    ``depth/points`` (views of message buffers: the node fills its messages without a copy). The node and ``pano-perception replay`` both call
+    this, so they publish the same bytes.
     """
     unknown = set(wanted) - set(OUTPUT_TOPICS)
     if unknown:
         raise ValueError(f"unknown output topics {sorted(unknown)}; known: {list(OUTPUT_TOPICS)}")
+    out = out or {}
     makers = {
         "depth": lambda: prediction.depth,
         "normals": lambda: prediction.normals,
-        "normals/color": lambda: normals_to_color(prediction.normals),
+        "normals/color": lambda: normals_to_color(prediction.normals, out=out.get("normals/color")),
         "semantic": lambda: prediction.semantic,
-        "semantic/color": lambda: semantic_overlay(rgb, prediction.semantic, options.semantic_alpha),
+        "semantic/color": lambda: semantic_overlay(rgb, prediction.semantic, options.semantic_alpha,
+                                                   out=out.get("semantic/color")),
         "depth/points": lambda: depth_to_cloud(prediction.depth, rgb, decimation=options.decimation,
-                                               min_range=options.min_range, max_range=options.max_range),
+                                               min_range=options.min_range, max_range=options.max_range,
+                                               out=out.get("depth/points")),
     }
     return {topic: makers[topic]() for topic in OUTPUT_TOPICS if topic in wanted}

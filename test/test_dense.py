@@ -6,6 +6,7 @@ from pano_perception.dense import (
     OUTPUT_TOPICS,
     DenseOptions,
     PointCloudArrays,
+    cloud_grid,
     dense_products,
     depth_to_cloud,
     normals_to_color,
@@ -95,3 +96,34 @@ def test_predict_dense_at_a_capped_size_equals_the_predictor_at_that_size():
     assert products["semantic/color"].shape == (64, 128, 3)
     with pytest.raises(ValueError, match="output size"):
         predictor.predict(rgb, (64, 100))
+
+
+def test_products_written_into_destinations_equal_new_arrays():
+    """What the node does with its message buffers: every image product lands in its destination, byte-equal to
+    the products computed into new arrays."""
+    from pathlib import Path
+
+    from pano_perception.dense import IMAGE_ENCODINGS
+    from pano_perception.models.mtpano import MTPanoPredictor
+    from pano_perception.ros.conversions import ENCODINGS
+
+    state = Path(__file__).resolve().parent / "data" / "mtpano" / "tiny_state_dict.safetensors"
+    predictor = MTPanoPredictor("tiny-fixture", checkpoint=state)
+    rgb = np.random.default_rng(4).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    options = DenseOptions(max_width=0)
+    expected = predict_dense(predictor, rgb, OUTPUT_TOPICS, options)
+    out = {}
+    for topic, encoding in IMAGE_ENCODINGS.items():
+        dtype, channels = ENCODINGS[encoding]
+        out[topic] = np.zeros((64, 128) + ((channels,) if channels > 1 else ()), dtype)
+    out["depth/points"] = np.zeros(cloud_grid(64, 128, options.decimation) + (4,), np.float32)
+    products = predict_dense(predictor, rgb, OUTPUT_TOPICS, options, out=out)
+    for topic in IMAGE_ENCODINGS:
+        assert products[topic] is out[topic], topic
+        np.testing.assert_array_equal(out[topic], expected[topic])
+    assert products["depth/points"].points is out["depth/points"]
+    np.testing.assert_array_equal(out["depth/points"], expected["depth/points"].points)
+    with pytest.raises(ValueError, match="destination"):
+        normals_to_color(expected["normals"], out=np.zeros((64, 128, 3), np.float32))
+    with pytest.raises(ValueError, match="destination"):
+        depth_to_cloud(expected["depth"], rgb, decimation=2, out=np.zeros((32, 64, 3), np.float32))

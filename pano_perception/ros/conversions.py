@@ -1,8 +1,9 @@
 """sensor_msgs Image / CompressedImage / PointCloud2 <-> numpy, without cv_bridge and without per-element copies.
 
-Receiving is zero-copy (``np.frombuffer`` on ``msg.data``); sending copies once (``fill_data``), into the
-message's existing buffer when it already has the right size, so nodes that keep one message per topic avoid
-re-allocating 22 MB per 4K frame.
+Receiving is zero-copy (``np.frombuffer`` on ``msg.data``). Sending writes into the message's own buffer, reused
+when it already has the right size (nodes keep one message per topic and never re-allocate 22 MB per 4K frame):
+``image_view`` hands out that buffer as an array for producers to write into without any copy, ``numpy_to_image``
+copies a finished array into it once.
 """
 from __future__ import annotations
 
@@ -25,15 +26,6 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 
 class ImageConversionError(ValueError):
     """An image message that cannot be turned into an array; the message says why."""
-
-
-def fill_data(msg, array: np.ndarray) -> None:
-    """Copy ``array``'s bytes into ``msg.data`` with one memcpy (reusing the buffer when the size matches)."""
-    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    if len(msg.data) == flat.size:
-        np.frombuffer(msg.data, dtype=np.uint8)[:] = flat
-    else:
-        msg.data = flat.tobytes()
 
 
 def image_to_numpy(msg: Image) -> np.ndarray:
@@ -88,8 +80,26 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
+def image_view(msg: Image, height: int, width: int, encoding: str, header=None) -> np.ndarray:
+    """Make ``msg`` a height × width ``encoding`` Image (its data buffer kept when the size matches) and return a
+    writable (H, W) or (H, W, C) array viewing that buffer: what is written there is published, with no copy."""
+    if encoding not in ENCODINGS:
+        raise ImageConversionError(f"unsupported image encoding {encoding!r}")
+    dtype, channels = ENCODINGS[encoding]
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(height), int(width)
+    msg.encoding = encoding
+    msg.is_bigendian = 0 if _LITTLE_ENDIAN else 1
+    msg.step = msg.width * channels * np.dtype(dtype).itemsize
+    if len(msg.data) != msg.step * msg.height:
+        msg.data = bytes(msg.step * msg.height)  # rclpy stores an array.array: a writable buffer
+    view = np.frombuffer(msg.data, dtype=dtype)
+    return view.reshape(msg.height, msg.width, channels) if channels > 1 else view.reshape(msg.height, msg.width)
+
+
 def numpy_to_image(array: np.ndarray, encoding: str, header=None, msg: Image | None = None) -> Image:
-    """Array -> Image with ``encoding`` (dtype and channels must match); reuses ``msg`` when given."""
+    """Array -> Image with ``encoding`` (dtype and channels must match), one copy; reuses ``msg`` when given."""
     if encoding not in ENCODINGS:
         raise ImageConversionError(f"unsupported image encoding {encoding!r}")
     dtype, channels = ENCODINGS[encoding]
@@ -98,13 +108,7 @@ def numpy_to_image(array: np.ndarray, encoding: str, header=None, msg: Image | N
         raise ImageConversionError(f"{encoding} needs a {np.dtype(dtype).name} array with {channels} channel(s); "
                                    f"got {array.dtype.name} {array.shape}")
     msg = msg if msg is not None else Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = 0 if _LITTLE_ENDIAN else 1
-    msg.step = msg.width * channels * np.dtype(dtype).itemsize
-    fill_data(msg, array)
+    np.copyto(image_view(msg, array.shape[0], array.shape[1], encoding, header), array)
     return msg
 
 
@@ -153,14 +157,15 @@ def pointcloud2(points: np.ndarray, header=None, *, rgb: np.ndarray | None = Non
     words = np.frombuffer(msg.data, dtype=np.float32).reshape(n, dtype.itemsize // 4)  # 4-byte columns
     flat = points.reshape(n, points.shape[-1])
     if flat.shape[1] == 4 and words.shape[1] == 4 and flat.dtype == np.float32:
-        words[:] = flat  # x, y, z and the spare column that rgb overwrites below: one contiguous copy
+        if flat.ctypes.data != words.ctypes.data:  # points built in place (pointcloud2_points_view) need no copy
+            words[:] = flat  # x, y, z and the spare column that rgb overwrites below: one contiguous copy
     else:
         words[:, 0:3] = flat[:, :3]
     if rgb is not None:
         # uint32 0xAARRGGBB (alpha 255, as PCL writes it) is the byte sequence B, G, R, A on little-endian hosts.
-        colours = np.ascontiguousarray(np.asarray(rgb).reshape(n, 1, 3))
+        colours = np.ascontiguousarray(np.asarray(rgb).reshape(1, n, 3))  # one row: OpenCV's fast path (not n rows)
         bgra = cv2.cvtColor(colours, cv2.COLOR_RGB2BGRA) if _LITTLE_ENDIAN else \
-            np.concatenate([np.full((n, 1, 1), 255, np.uint8), colours], axis=2)
+            np.concatenate([np.full((1, n, 1), 255, np.uint8), colours], axis=2)
         words.view(np.uint32)[:, dtype.fields["rgb"][1] // 4] = bgra.view(np.uint32).reshape(n)
     if normals is not None:
         first = dtype.fields["normal_x"][1] // 4
@@ -179,6 +184,16 @@ def pointcloud2(points: np.ndarray, header=None, *, rgb: np.ndarray | None = Non
     msg.row_step = msg.point_step * int(width)
     msg.is_dense = bool(np.isfinite(flat[:, :3]).all()) if height == 1 else False  # organised clouds keep NaNs
     return msg
+
+
+def pointcloud2_points_view(msg: PointCloud2, height: int, width: int) -> np.ndarray:
+    """(height, width, 4) float32 array viewing ``msg``'s buffer as an organised x, y, z + rgb cloud (the buffer kept
+    when the size matches). Points written there are not copied again by ``pointcloud2(view, rgb=..., msg=msg)``,
+    which then adds the colours, fields and sizes."""
+    size = height * width * 16
+    if len(msg.data) != size:
+        msg.data = bytes(size)
+    return np.frombuffer(msg.data, dtype=np.float32).reshape(height, width, 4)
 
 
 def pointcloud2_to_numpy(msg: PointCloud2) -> np.ndarray:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from sensor_msgs.msg import Image, PointCloud2
 
-from ..dense import IMAGE_ENCODINGS, OUTPUT_TOPICS, DenseOptions, predict_dense
-from .conversions import ImageConversionError, numpy_to_image, pointcloud2
+from ..dense import IMAGE_ENCODINGS, OUTPUT_TOPICS, DenseOptions, cloud_grid, output_size, predict_dense
+from .conversions import ImageConversionError, image_view, pointcloud2, pointcloud2_points_view
 from .params import Param
 from .perception_node import PerceptionNode, input_parameters, run_node
 
@@ -76,12 +76,17 @@ class DenseNode(PerceptionNode):
             return
         header = self._output_header(msg.header)
         options = DenseOptions.from_parameters(self.params)
-        for topic, product in predict_dense(predictor, rgb, wanted, options).items():
-            previous = self._messages.get(topic)
-            if topic == "depth/points":
-                self._messages[topic] = pointcloud2(product.points, header, rgb=product.rgb, msg=previous)
-            else:
-                self._messages[topic] = numpy_to_image(product, IMAGE_ENCODINGS[topic], header, msg=previous)
+        height, width = output_size(rgb.shape[0], rgb.shape[1], options.max_width)
+        # Every image product and the points are written straight into their topic's message buffer.
+        views = {topic: image_view(self._messages.setdefault(topic, Image()), height, width, encoding, header)
+                 for topic, encoding in IMAGE_ENCODINGS.items() if topic in wanted}
+        if "depth/points" in wanted:
+            views["depth/points"] = pointcloud2_points_view(self._messages.setdefault("depth/points", PointCloud2()),
+                                                            *cloud_grid(height, width, options.decimation))
+        products = predict_dense(predictor, rgb, wanted, options, out=views)
+        if "depth/points" in products:
+            cloud = products["depth/points"]
+            pointcloud2(cloud.points, header, rgb=cloud.rgb, msg=self._messages["depth/points"])
         for topic in wanted:  # publishing copies the message out, so the buffers can be refilled next frame
             self._outputs[topic].publish(self._messages[topic])
         self._frame_done(received)

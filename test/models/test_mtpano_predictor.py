@@ -215,3 +215,26 @@ def test_resize_valid_keeps_normals_unit_length(size):
     np.testing.assert_array_equal(~finite, np.isnan(resized).all(axis=-1))  # a pixel is all NaN or all finite
     np.testing.assert_allclose(np.linalg.norm(resized[finite], axis=-1), 1, atol=1e-5)
     assert finite.mean() > 0.6
+
+@pytest.mark.parametrize("size", [(16, 32), (64, 128), (8, 16)])  # same size, enlarging, shrinking
+@pytest.mark.parametrize("channels", [0, 3])
+def test_resize_into_a_destination_writes_the_same_values_there(size, channels):
+    """``out`` (e.g. a message buffer) receives exactly what a new array would hold; a wrong one is refused
+    (OpenCV would silently allocate another array)."""
+    rng = np.random.default_rng(9)
+    shape = (16, 32) + ((channels,) if channels else ())
+    values = rng.normal(size=shape).astype(np.float32)
+    valid = rng.random((16, 32)) > 0.2
+    unit = channels == 3
+    out = np.full(size + shape[2:], 7.0, np.float32)
+    result = resize_valid(values, valid, size, unit_vectors=unit, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, resize_valid(values, valid, size, unit_vectors=unit))
+    labels = rng.integers(0, 150, (16, 32)).astype(np.uint8)
+    label_out = np.zeros(size, np.uint8)
+    assert resize_labels(labels, size, out=label_out) is label_out
+    np.testing.assert_array_equal(label_out, resize_labels(labels, size))
+    with pytest.raises(ValueError, match="destination"):
+        resize_valid(values, valid, size, unit_vectors=unit, out=np.zeros(size + (2,), np.float32))
+    with pytest.raises(ValueError, match="destination"):
+        resize_labels(labels, size, out=np.zeros(size, np.float32))

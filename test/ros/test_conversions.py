@@ -1,12 +1,12 @@
 """Image / CompressedImage / PointCloud2 conversions against real sensor_msgs messages."""
 import numpy as np
 import pytest
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from pano_perception.ros.conversions import (ENCODINGS, ImageConversionError, compressed_to_rgb, fill_data,
+from pano_perception.ros.conversions import (ENCODINGS, ImageConversionError, compressed_to_rgb, image_view,
                                              image_to_numpy, image_to_rgb, numpy_to_image, pointcloud2,
-                                             pointcloud2_to_numpy, rgb_to_compressed)
+                                             pointcloud2_points_view, pointcloud2_to_numpy, rgb_to_compressed)
 
 RNG = np.random.default_rng(0)
 
@@ -74,11 +74,36 @@ def test_bad_images_name_the_cause():
         numpy_to_image(np.zeros((2, 2), np.float64), "32FC1")
 
 
-def test_fill_data_reuses_the_buffer():
+def test_numpy_to_image_reuses_the_buffer():
     msg = numpy_to_image(np.zeros((4, 4), np.uint8), "mono8")
     buffer_id = id(msg.data)
-    fill_data(msg, np.full((4, 4), 9, np.uint8))
+    numpy_to_image(np.full((4, 4), 9, np.uint8), "mono8", msg=msg)
     assert id(msg.data) == buffer_id and set(msg.data) == {9}
+
+
+def test_image_view_writes_land_in_the_message():
+    msg = Image()
+    view = image_view(msg, 2, 4, "32FC3", Header(frame_id="camera_link"))
+    assert view.shape == (2, 4, 3) and view.dtype == np.float32
+    view[:] = np.arange(24, dtype=np.float32).reshape(2, 4, 3)
+    assert (msg.height, msg.width, msg.step, msg.encoding, msg.header.frame_id) == (2, 4, 48, "32FC3", "camera_link")
+    np.testing.assert_array_equal(image_to_numpy(msg), view)
+    buffer_id = id(msg.data)
+    assert image_view(msg, 2, 4, "32FC3").shape == (2, 4, 3) and id(msg.data) == buffer_id  # same size: kept
+    assert image_view(msg, 3, 6, "mono8").shape == (3, 6) and len(msg.data) == 18
+
+
+def test_points_built_in_the_message_buffer_are_not_copied_again():
+    points = RNG.standard_normal((3, 5, 4)).astype(np.float32)
+    colours = RNG.integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    msg = PointCloud2()
+    view = pointcloud2_points_view(msg, 3, 5)
+    view[:] = points
+    buffer_id = id(msg.data)
+    pointcloud2(view, Header(frame_id="camera_link"), rgb=colours, msg=msg)
+    assert id(msg.data) == buffer_id and (msg.height, msg.width, msg.point_step) == (3, 5, 16)
+    expected = pointcloud2(points, rgb=colours)
+    assert bytes(msg.data) == bytes(expected.data) and msg.fields == expected.fields
 
 
 def test_pointcloud2_layout_and_values():

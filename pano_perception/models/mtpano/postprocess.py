@@ -6,6 +6,7 @@ they end up anyway (ROS messages, files), and never touches the 150 class logits
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...parallel import argmax_last_axis, row_bands, run_concurrently
 from .config import IMAGENET_MEAN, IMAGENET_STD
 
 #: ADE20K-150 id of "sky" (0-based), masked out of depth and normals like the release does.
@@ -63,6 +65,19 @@ def fix_panorama_seam(values: torch.Tensor, valid: torch.Tensor, *, unit_vectors
     return fixed
 
 
+def semantic_labels(logits: torch.Tensor) -> torch.Tensor:
+    """[B, classes, H, W] logits → [B, H, W] int64 class ids (argmax; the first class wins ties).
+
+    On the CPU, logits in channels-last memory order (as the network emits them) are reduced by numpy along the
+    innermost dimension, on every core: 0.8 ms for 150 × 128 × 256 on 2 cores, against 11 ms for torch's reduction
+    over a strided dimension.
+    """
+    if logits.device.type == "cpu" and logits.dtype == torch.float32 and \
+            logits.is_contiguous(memory_format=torch.channels_last):
+        return torch.from_numpy(argmax_last_axis(logits.permute(0, 2, 3, 1).numpy()))
+    return logits.float().max(dim=1).indices  # max().indices: 3x faster than argmax over dim 1 on CPU
+
+
 def unit_channels(vectors: torch.Tensor) -> torch.Tensor:
     """[B, C, H, W] vectors scaled to unit length over C (zero stays zero). ``F.normalize(dim=1)`` computes the
     same with a strided reduction that is 10x slower on the CPU."""
@@ -102,13 +117,17 @@ class MTPanoPrediction:
     normals: np.ndarray
 
 
-def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int]) -> list[MTPanoPrediction]:
+def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int],
+                out: Sequence[Mapping[str, np.ndarray]] | None = None) -> list[MTPanoPrediction]:
     """Network outputs (model resolution, official frame, any device) → one prediction per image at ``size`` = (H, W).
 
     Order as in the release: argmax, sky masking, seam fix (depth and normals, not semantics); then ours: the frame
-    change and resizing (``resize_valid``, ``resize_labels``). NaN where invalid (sky, depth ≤ 1e-4, no normal).
+    change and resizing (``resize_valid``, ``resize_labels``; the three products concurrently on the CPU). NaN where
+    invalid (sky, depth ≤ 1e-4, no normal). ``out``: per image, destination arrays for any of ``semantic``,
+    ``depth``, ``normals`` (shapes and dtypes of MTPanoPrediction; e.g. views of ROS message buffers), which the
+    prediction then holds; the other products are new arrays.
     """
-    labels = outputs["semseg"].float().max(dim=1).indices  # max().indices: 3x faster than argmax over dim 1 on CPU
+    labels = semantic_labels(outputs["semseg"])
     sky = labels == SKY_ID
     depth = outputs["depth"].float().masked_fill(sky[:, None], 0.0)
     normals = unit_channels(outputs["normals"].float()).masked_fill(sky[:, None], 0.0)
@@ -122,23 +141,32 @@ def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int]) -> list
     labels = labels.to(torch.uint8).cpu().numpy()
     depth, depth_valid = depth[:, 0].cpu().numpy(), depth_valid.cpu().numpy()
     normals, normals_valid = normals.permute(0, 2, 3, 1).contiguous().cpu().numpy(), normals_valid.cpu().numpy()
-    return [MTPanoPrediction(semantic=resize_labels(labels[i], size),
-                             depth=resize_valid(depth[i], depth_valid[i], size),
-                             normals=resize_valid(normals[i], normals_valid[i], size, unit_vectors=True))
-            for i in range(len(labels))]
+    out = out if out is not None else [{}] * len(labels)
+    if len(out) != len(labels):
+        raise ValueError(f"out has {len(out)} entries for a batch of {len(labels)}")
+    return [MTPanoPrediction(**run_concurrently({
+        "semantic": lambda i=i: resize_labels(labels[i], size, out=out[i].get("semantic")),
+        "depth": lambda i=i: resize_valid(depth[i], depth_valid[i], size, out=out[i].get("depth")),
+        "normals": lambda i=i: resize_valid(normals[i], normals_valid[i], size, unit_vectors=True,
+                                            out=out[i].get("normals")),
+    })) for i in range(len(labels))]
 
 
-def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 [h, w] ids → ``size`` = (H, W) by nearest neighbour with half-pixel centres (a new array)."""
+def resize_labels(labels: np.ndarray, size: tuple[int, int], *, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 [h, w] ids → ``size`` = (H, W) by nearest neighbour with half-pixel centres: a new array, or ``out``."""
+    _check_destination(out, tuple(size), np.uint8)
     if labels.shape == tuple(size):
-        return labels.copy()
-    return cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+        if out is None:
+            return labels.copy()
+        np.copyto(out, labels)
+        return out
+    return cv2.resize(labels, (size[1], size[0]), dst=out, interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def resize_valid(values: np.ndarray, valid: np.ndarray, size: tuple[int, int], *,
-                 unit_vectors: bool = False) -> np.ndarray:
+                 unit_vectors: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """float32 [h, w] or [h, w, C] values known only where ``valid`` ([h, w] bool) → ``size`` = (H, W), NaN where
-    invalid, never blending an invalid pixel into a valid one.
+    invalid, never blending an invalid pixel into a valid one: a new array, or ``out``.
 
     Validity is resized like the labels (nearest). Enlarging: bilinear (half-pixel centres) after filling each
     invalid pixel with the mean of its valid 3×3 neighbours, which is every invalid pixel a valid output's bilinear
@@ -146,22 +174,43 @@ def resize_valid(values: np.ndarray, valid: np.ndarray, size: tuple[int, int], *
     re-normalises the interpolated vectors (normals).
     """
     height, width = size
+    _check_destination(out, (height, width) + values.shape[2:], np.float32)
     if valid.shape == (height, width):
-        resized = values.copy()
+        resized = values.copy() if out is None else out
+        if out is not None:
+            np.copyto(out, values)
     elif height >= valid.shape[0]:
-        resized = cv2.resize(_fill_invalid(values, valid), (width, height), interpolation=cv2.INTER_LINEAR)
+        resized = cv2.resize(_fill_invalid(values, valid), (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
     else:
         weight = valid.astype(np.float32)
-        total = cv2.resize(values * _like(weight, values), (width, height), interpolation=cv2.INTER_AREA)
+        total = cv2.resize(_times(values, weight), (width, height), interpolation=cv2.INTER_AREA)
         coverage = cv2.resize(weight, (width, height), interpolation=cv2.INTER_AREA)
-        resized = total / _like(np.maximum(coverage, np.finfo(np.float32).tiny), values)
+        resized = _times(total, 1.0 / np.maximum(coverage, np.finfo(np.float32).tiny), out=out)
     invalid = resize_labels((~valid).view(np.uint8), size).view(bool)
-    if unit_vectors:  # one reciprocal length per pixel, NaN where invalid, then one multiply
-        inverse_length = cv2.pow(cv2.transform(cv2.multiply(resized, resized), np.ones((1, 3), np.float32)), -0.5)
-        np.copyto(inverse_length, np.float32(np.nan), where=invalid)
-        return cv2.multiply(resized, cv2.merge([inverse_length] * 3))
-    np.copyto(resized, np.float32(np.nan), where=_like(invalid, values))
+    if unit_vectors:
+        _unit_length_in_place(resized, invalid)
+    else:
+        np.copyto(resized, np.float32(np.nan), where=_like(invalid, resized))
     return resized
+
+
+def _unit_length_in_place(vectors: np.ndarray, invalid: np.ndarray) -> None:
+    """[H, W, C] float32 vectors scaled to unit length, NaN where ``invalid`` ([H, W] bool), in bands of rows: a
+    4K normal map (88 MB) is normalised 3x faster than with full-size temporaries."""
+    ones = np.ones((1, vectors.shape[-1]), np.float32)
+    for rows in row_bands(vectors.shape[0], vectors[0].nbytes):
+        band = vectors[rows]
+        scale = cv2.pow(cv2.transform(cv2.multiply(band, band), ones), -0.5)  # one reciprocal length per pixel
+        np.copyto(scale, np.float32(np.nan), where=invalid[rows])
+        _times(band, scale, out=band)
+
+
+def _check_destination(out: np.ndarray | None, shape: tuple[int, ...], dtype) -> None:
+    """OpenCV silently allocates a new array for a destination of the wrong kind: refuse it instead."""
+    if out is not None and (out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        raise ValueError(f"destination must be a writable C-contiguous {np.dtype(dtype).name} array of shape "
+                         f"{shape}; got {out.dtype.name} {out.shape}")
 
 
 def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -169,10 +218,19 @@ def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     if valid.all():
         return values
     weight = valid.astype(np.float32)
-    total = cv2.boxFilter(values * _like(weight, values), -1, (3, 3), normalize=False,
-                          borderType=cv2.BORDER_REPLICATE)
+    total = cv2.boxFilter(_times(values, weight), -1, (3, 3), normalize=False, borderType=cv2.BORDER_REPLICATE)
     count = cv2.boxFilter(weight, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REPLICATE)
-    return np.where(_like(valid, values), values, total / _like(np.maximum(count, 1.0), values))
+    filled = values.copy()
+    cv2.copyTo(_times(total, 1.0 / np.maximum(count, 1.0)), (~valid).view(np.uint8), filled)
+    return filled
+
+
+def _times(values: np.ndarray, per_pixel: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 [h, w] or [h, w, C] values times a per-pixel float32 [h, w] factor (a new array, or ``out``).
+    OpenCV, because numpy's broadcasting over a last axis of 3 is 3-4x slower."""
+    if values.ndim == 2:
+        return cv2.multiply(values, per_pixel, dst=out)
+    return cv2.multiply(values, cv2.merge([per_pixel] * values.shape[2]), dst=out)
 
 
 def _like(per_pixel: np.ndarray, values: np.ndarray) -> np.ndarray:

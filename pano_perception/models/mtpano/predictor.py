@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -76,22 +76,24 @@ class MTPanoPredictor:
         return self._normalise(_stack_images(images))
 
     @torch.inference_mode()
-    def predict_batch(self, images: np.ndarray | Sequence[np.ndarray],
-                      size: tuple[int, int] | None = None) -> list[MTPanoPrediction]:
+    def predict_batch(self, images: np.ndarray | Sequence[np.ndarray], size: tuple[int, int] | None = None,
+                      out: Sequence[Mapping[str, np.ndarray]] | None = None) -> list[MTPanoPrediction]:
         """Predictions for a batch of same-size ERP images ([B, H, W, 3] array or a sequence of [H, W, 3]), at
-        the images' resolution or at ``size`` = (h, w) with w = 2·h (an ERP of the same sphere: any size works)."""
+        the images' resolution or at ``size`` = (h, w) with w = 2·h (an ERP of the same sphere: any size works).
+        ``out``: per image, destination arrays for products (see ``postprocess``)."""
         batch = _stack_images(images)
         if size is None:
             size = batch.shape[1:3]
         elif len(size) != 2 or size[0] < 2 or size[1] != 2 * size[0]:
             raise ValueError(f"output size must be (h, 2h) with h >= 2, got {size}")
-        return postprocess(self._forward(self._normalise(batch)), tuple(size))
+        return postprocess(self._forward(self._normalise(batch)), tuple(size), out)
 
-    def predict(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> MTPanoPrediction:
-        """Prediction for one ERP image (uint8 [H, W, 3] RGB with W = 2·H), at H×W or at ``size`` = (h, 2h)."""
+    def predict(self, rgb: np.ndarray, size: tuple[int, int] | None = None,
+                out: Mapping[str, np.ndarray] | None = None) -> MTPanoPrediction:
+        """Prediction for one ERP image (uint8 [H, W, 3] RGB with W = 2·H), at H×W or at ``size`` = (h, 2h).
+        ``out``: destination arrays for any of ``semantic``, ``depth``, ``normals`` (e.g. message buffers)."""
         _validate_image(rgb)
-        return self.predict_batch(rgb[None], size)[0]
-
+        return self.predict_batch(rgb[None], size, None if out is None else [out])[0]
 
     def _normalise(self, batch: np.ndarray) -> torch.Tensor:
         # resized on the CPU's uint8 path; a GPU then receives the network-size image, not the camera's 4K frame
