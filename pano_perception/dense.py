@@ -11,9 +11,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from .cpu import check_destination, row_bands
 from .geometry import erp_rays
 from .labels import colorize_semantic
-from .parallel import row_bands
 
 
 def semantic_overlay(rgb: np.ndarray, semantic: np.ndarray, alpha: float,
@@ -21,7 +21,7 @@ def semantic_overlay(rgb: np.ndarray, semantic: np.ndarray, alpha: float,
     """RGB uint8 blend: ``alpha`` * ADE20K palette colour + (1 - alpha) * image (a new array, or ``out``)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
-    _check_colour_destination(out, semantic.shape)
+    check_destination(out, (*semantic.shape, 3), np.uint8)
     out = np.empty(semantic.shape + (3,), np.uint8) if out is None else out
     rgb = np.ascontiguousarray(rgb)
     for rows in row_bands(semantic.shape[0], out[0].nbytes):  # palette colours of a band stay in the caches
@@ -32,15 +32,8 @@ def semantic_overlay(rgb: np.ndarray, semantic: np.ndarray, alpha: float,
 def normals_to_color(normals: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Unit normals (H, W, 3) -> RGB uint8 encoding (n + 1) / 2 (a new array, or ``out``); invalid (NaN) pixels
     are black."""
-    _check_colour_destination(out, normals.shape[:2])
+    check_destination(out, (*normals.shape[:2], 3), np.uint8)
     return cv2.convertScaleAbs(normals, dst=out, alpha=127.5, beta=127.5)  # OpenCV saturates NaN to 0: black
-
-
-def _check_colour_destination(out: np.ndarray | None, size: tuple[int, int]) -> None:
-    """OpenCV silently allocates a new array for a destination of the wrong kind: refuse it instead."""
-    if out is not None and (out.shape != (*size, 3) or out.dtype != np.uint8 or not out.flags.c_contiguous):
-        raise ValueError(f"destination must be a C-contiguous uint8 array of shape {(*size, 3)}; got "
-                         f"{out.dtype.name} {out.shape}")
 
 
 @lru_cache(maxsize=8)
@@ -84,9 +77,7 @@ def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, m
         raise ValueError(f"decimation must be >= 1; got {decimation}")
     height, width = depth.shape
     grid = cloud_grid(height, width, decimation)
-    if out is not None and (out.shape != (*grid, 4) or out.dtype != np.float32 or not out.flags.c_contiguous):
-        raise ValueError(f"destination must be a C-contiguous float32 array of shape {(*grid, 4)}; got "
-                         f"{out.dtype.name} {out.shape}")
+    check_destination(out, (*grid, 4), np.float32)
     rays = _decimated_rays(height, width, decimation)
     d = np.array(depth[::decimation, ::decimation], dtype=np.float32)  # a copy: NaN goes in below
     with np.errstate(invalid="ignore"):

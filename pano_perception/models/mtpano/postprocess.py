@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...parallel import argmax_last_axis, row_bands, run_concurrently
+from ...cpu import argmax_last_axis, check_destination, row_bands, run_concurrently
 from .config import IMAGENET_MEAN, IMAGENET_STD
 
 #: ADE20K-150 id of "sky" (0-based), masked out of depth and normals like the release does.
@@ -154,7 +154,7 @@ def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int],
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int], *, out: np.ndarray | None = None) -> np.ndarray:
     """uint8 [h, w] ids → ``size`` = (H, W) by nearest neighbour with half-pixel centres: a new array, or ``out``."""
-    _check_destination(out, tuple(size), np.uint8)
+    check_destination(out, tuple(size), np.uint8)
     if labels.shape == tuple(size):
         if out is None:
             return labels.copy()
@@ -174,7 +174,7 @@ def resize_valid(values: np.ndarray, valid: np.ndarray, size: tuple[int, int], *
     re-normalises the interpolated vectors (normals).
     """
     height, width = size
-    _check_destination(out, (height, width) + values.shape[2:], np.float32)
+    check_destination(out, (height, width) + values.shape[2:], np.float32)
     if valid.shape == (height, width):
         resized = values.copy() if out is None else out
         if out is not None:
@@ -203,14 +203,6 @@ def _unit_length_in_place(vectors: np.ndarray, invalid: np.ndarray) -> None:
         scale = cv2.pow(cv2.transform(cv2.multiply(band, band), ones), -0.5)  # one reciprocal length per pixel
         np.copyto(scale, np.float32(np.nan), where=invalid[rows])
         _times(band, scale, out=band)
-
-
-def _check_destination(out: np.ndarray | None, shape: tuple[int, ...], dtype) -> None:
-    """OpenCV silently allocates a new array for a destination of the wrong kind: refuse it instead."""
-    if out is not None and (out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous
-                            or not out.flags.writeable):
-        raise ValueError(f"destination must be a writable C-contiguous {np.dtype(dtype).name} array of shape "
-                         f"{shape}; got {out.dtype.name} {out.shape}")
 
 
 def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""The per-frame CPU helpers (pano_perception.parallel): same answers as the plain numpy calls."""
+"""The per-frame CPU helpers (pano_perception.cpu): same answers as the plain numpy calls."""
 import numpy as np
 import pytest
 
-from pano_perception.parallel import argmax_last_axis, row_bands, run_concurrently
+from pano_perception.cpu import argmax_last_axis, row_bands, run_concurrently
 
 
 @pytest.mark.parametrize("shape", [(1, 7, 5, 150), (2, 3, 4), (1, 1), (5, 1)])

@@ -1,5 +1,5 @@
-"""Per-frame CPU work at high resolution (numpy and OpenCV only, no ROS, no torch): a small shared thread pool and
-cache-sized bands of rows.
+"""Per-frame CPU work at high resolution (numpy and OpenCV only, no ROS, no torch): a small shared thread pool,
+cache-sized bands of rows, and checks of caller-provided destination arrays.
 
 OpenCV and numpy release the GIL inside their kernels, so the independent products of one frame (depth, normals
 and labels resized to the output size) and the row blocks of one large reduction run on separate cores while the
@@ -40,6 +40,15 @@ def run_concurrently(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
         return {key: call() for key, call in calls.items()}
     futures = {key: _pool().submit(call) for key, call in calls.items()}
     return {key: future.result() for key, future in futures.items()}
+
+
+def check_destination(out: np.ndarray | None, shape: tuple[int, ...], dtype) -> None:
+    """Refuse a destination array (e.g. a view of a message buffer) that is not a writable C-contiguous ``dtype``
+    array of ``shape``: OpenCV would silently write a new array instead."""
+    if out is not None and (out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        raise ValueError(f"destination must be a writable C-contiguous {np.dtype(dtype).name} array of shape "
+                         f"{tuple(shape)}; got {out.dtype.name} {out.shape}")
 
 
 #: Bytes of one band of ``row_bands``.
