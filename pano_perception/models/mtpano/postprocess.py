@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...cpu import argmax_last_axis, check_destination, row_bands, run_concurrently
+from ...cpu import argmax_last_axis, check_destination, row_bands
 from .config import IMAGENET_MEAN, IMAGENET_STD
 
 #: ADE20K-150 id of "sky" (0-based), masked out of depth and normals like the release does.
@@ -122,10 +122,10 @@ def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int],
     """Network outputs (model resolution, official frame, any device) → one prediction per image at ``size`` = (H, W).
 
     Order as in the release: argmax, sky masking, seam fix (depth and normals, not semantics); then ours: the frame
-    change and resizing (``resize_valid``, ``resize_labels``; the three products concurrently on the CPU). NaN where
-    invalid (sky, depth ≤ 1e-4, no normal). ``out``: per image, destination arrays for any of ``semantic``,
-    ``depth``, ``normals`` (shapes and dtypes of MTPanoPrediction; e.g. views of ROS message buffers), which the
-    prediction then holds; the other products are new arrays.
+    change and resizing (``resize_valid``, ``resize_labels``). NaN where invalid (sky, depth ≤ 1e-4, no normal).
+    ``out``: per image, destination arrays for any of ``semantic``, ``depth``, ``normals`` (shapes and dtypes of
+    MTPanoPrediction; e.g. views of ROS message buffers), which the prediction then holds; the other products are
+    new arrays.
     """
     labels = semantic_labels(outputs["semseg"])
     sky = labels == SKY_ID
@@ -144,12 +144,11 @@ def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int],
     out = out if out is not None else [{}] * len(labels)
     if len(out) != len(labels):
         raise ValueError(f"out has {len(out)} entries for a batch of {len(labels)}")
-    return [MTPanoPrediction(**run_concurrently({
-        "semantic": lambda i=i: resize_labels(labels[i], size, out=out[i].get("semantic")),
-        "depth": lambda i=i: resize_valid(depth[i], depth_valid[i], size, out=out[i].get("depth")),
-        "normals": lambda i=i: resize_valid(normals[i], normals_valid[i], size, unit_vectors=True,
-                                            out=out[i].get("normals")),
-    })) for i in range(len(labels))]
+    return [MTPanoPrediction(semantic=resize_labels(labels[i], size, out=out[i].get("semantic")),
+                             depth=resize_valid(depth[i], depth_valid[i], size, out=out[i].get("depth")),
+                             normals=resize_valid(normals[i], normals_valid[i], size, unit_vectors=True,
+                                                  out=out[i].get("normals")))
+            for i in range(len(labels))]
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int], *, out: np.ndarray | None = None) -> np.ndarray:
