@@ -28,7 +28,7 @@ PARAMETERS = [
     Param("points.max_range", 45.0, "Drop points farther than this (m)", min=0.1, max=10000.0),
     Param("semantic.alpha", 0.6, "Palette weight in semantic/color", min=0.0, max=1.0),
     Param("output.max_width", 0, "Publish images and points at most this wide (height = width / 2, the same "
-          "sphere); 0 = the input's resolution. 1920 cuts a 4K camera's node overhead about 4x", min=0,
+          "sphere); 0 = the input's resolution. 1920 cuts a 4K camera's node overhead about 3x", min=0,
           max=16384),
 ]
 
