@@ -155,8 +155,7 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int], *, out: np.ndarray 
     """uint8 [h, w] ids → ``size`` = (H, W) by nearest neighbour with half-pixel centres: a new array, or ``out``."""
     check_destination(out, tuple(size), np.uint8)
     if labels.shape == tuple(size):
-        if out is None:
-            return labels.copy()
+        out = np.empty_like(labels) if out is None else out
         np.copyto(out, labels)
         return out
     return cv2.resize(labels, (size[1], size[0]), dst=out, interpolation=cv2.INTER_NEAREST_EXACT)
@@ -175,9 +174,8 @@ def resize_valid(values: np.ndarray, valid: np.ndarray, size: tuple[int, int], *
     height, width = size
     check_destination(out, (height, width) + values.shape[2:], np.float32)
     if valid.shape == (height, width):
-        resized = values.copy() if out is None else out
-        if out is not None:
-            np.copyto(out, values)
+        resized = np.empty_like(values) if out is None else out
+        np.copyto(resized, values)
     elif height >= valid.shape[0]:
         resized = cv2.resize(_fill_invalid(values, valid), (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
     else:
