@@ -1,19 +1,25 @@
 """What the MTPano and SAP trainers share: the process (alone, or one ``torchrun`` DDP rank: NCCL on GPUs, gloo on
-CPU) and its device, atomic writes, checkpoints with every rank's RNG states, resuming, the loop with its CSV log and
-progress bar, and the command line."""
+CPU) and its device, atomic writes, checkpoints with every rank's RNG states, resuming, a data order that a resumed
+run continues exactly, the loop with its CSV log and progress bar, and the command line.
+
+Data order (``ResumableSampler``): sample ``g`` of the run (``g = step · world_size · batch + rank · batch + j``) is
+item ``perm_e[g mod n]`` of the epoch ``e = g // n`` permutation (seeded by ``(seed, e)``); a dataset draws the
+item's own randomness from ``(seed, g)``, so the data position is a function of the step alone."""
 from __future__ import annotations
 
 import argparse
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .csv_log import append_row, truncate_log
 
@@ -38,6 +44,29 @@ def _device(wanted: str) -> torch.device:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", device.index or 0)))
         torch.cuda.set_device(device)
     return device
+
+
+class ResumableSampler(Sampler):
+    """Batches of ``(item index, sample id)`` for one rank from ``start_step`` on (endless; see the module doc)."""
+
+    def __init__(self, num_items: int, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1,
+                 start_step: int = 0):
+        self.n, self.batch_size, self.seed = num_items, batch_size, seed
+        self.rank, self.world_size, self.start_step = rank, world_size, start_step
+        self._epoch, self._perm = -1, None
+
+    def _item(self, sample: int) -> int:
+        epoch, position = divmod(sample, self.n)
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch, 11]).permutation(self.n)
+        return int(self._perm[position])
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.start_step
+        while True:
+            first = (step * self.world_size + self.rank) * self.batch_size
+            yield [(self._item(g), g) for g in range(first, first + self.batch_size)]
+            step += 1
 
 
 class DistributedTrainer:
@@ -65,6 +94,16 @@ class DistributedTrainer:
         self.out_dir = Path(run.out_dir)
         self.progress = progress and self.rank == 0
         self.step = 0
+
+    def resumable_loader(self, dataset: Dataset, **loader_options) -> DataLoader:
+        """This rank's batches of ``dataset`` (addressed by ``(item index, sample id)``) from the current step on,
+        with ``data.num_workers`` workers and any other DataLoader options."""
+        sampler = ResumableSampler(len(dataset), self.config.optim.batch_size, seed=self.config.run.seed,
+                                   rank=self.rank, world_size=self.world_size, start_step=self.step)
+        workers = self.config.data.num_workers
+        # its own generator: creating the iterator must not draw from the global RNG (that would shift a resume)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
+                          generator=torch.Generator().manual_seed(0), **loader_options)
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` in ``DistributedDataParallel`` under DDP, else ``model`` itself."""

@@ -8,7 +8,8 @@ import torch
 from pano_perception.geometry import erp_rays
 from training.mtpano import losses
 from training.mtpano.config import LossConfig
-from training.mtpano.data import PseudoLabelDataset, ResumableSampler, augment_erp
+from training.mtpano.data import PseudoLabelDataset, augment_erp
+from training.runtime import ResumableSampler
 
 
 def test_semantic_loss_is_patch_wise_and_ignores_unlabelled():

@@ -1,8 +1,6 @@
-"""Training batches from a pseudo-label cache, in a deterministic order that a resumed run continues exactly.
-
-Sample ``g`` of the run (``g = step · world_size · batch + rank · batch + j``) is panorama ``perm_e[g mod n]`` of the
-epoch ``e = g // n`` permutation (seeded by ``(seed, e)``), with its own generator ``(seed, g)`` for the crop
-choice and augmentation; so the data position is a function of the step alone.
+"""Training items from a pseudo-label cache, addressed by ``(panorama index, sample id)`` as
+``training.runtime.ResumableSampler`` draws them: sample ``g`` has its own generator ``(seed, g)`` for the crop
+choice and augmentation, so a resumed run continues the data exactly.
 
 Each item: ``image`` float32 [3, H, W] ImageNet-normalised and ``rgb`` [3, H, W] in [0, 1] (for the image-derived
 auxiliary labels), and ``K = crops_per_sample`` patches: ``semantic`` int64 [K, H, W] (255 = none), ``depth``
@@ -14,11 +12,10 @@ output frames** (frames.py; NaN = none). Augmentation (in our frame, before the 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from pano_perception.models.mtpano.config import IMAGENET_MEAN, IMAGENET_STD
 
@@ -48,29 +45,6 @@ def augment_erp(arrays: dict[str, np.ndarray], channel_last: tuple[str, ...], ve
             value = value @ yaw_rotation(2.0 * math.pi * shift / value.shape[axis]).T
         out[key] = np.ascontiguousarray(np.roll(value, shift, axis=axis))
     return out
-
-
-class ResumableSampler(Sampler):
-    """Batches of ``(panorama index, sample id)`` for one rank from ``start_step`` on (endless; see module doc)."""
-
-    def __init__(self, num_panoramas: int, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1,
-                 start_step: int = 0):
-        self.n, self.batch_size, self.seed = num_panoramas, batch_size, seed
-        self.rank, self.world_size, self.start_step = rank, world_size, start_step
-        self._epoch, self._perm = -1, None
-
-    def _panorama(self, sample: int) -> int:
-        epoch, position = divmod(sample, self.n)
-        if epoch != self._epoch:
-            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch, 11]).permutation(self.n)
-        return int(self._perm[position])
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        step = self.start_step
-        while True:
-            first = (step * self.world_size + self.rank) * self.batch_size
-            yield [(self._panorama(g), g) for g in range(first, first + self.batch_size)]
-            step += 1
 
 
 class PseudoLabelDataset(Dataset):

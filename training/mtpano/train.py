@@ -39,7 +39,7 @@ from ..runtime import (
 from .ablation import apply_ablation
 from .aux_labels import image_aux_targets
 from .config import ExperimentConfig, load_config
-from .data import PseudoLabelDataset, ResumableSampler
+from .data import PseudoLabelDataset
 from .losses import enet_class_weights, total_loss
 
 WEIGHTS = "model.safetensors"
@@ -102,12 +102,7 @@ class Trainer(DistributedTrainer):
         return self.model
 
     def loader(self) -> DataLoader:
-        sampler = ResumableSampler(len(self.dataset), self.config.optim.batch_size, seed=self.config.run.seed,
-                                   rank=self.rank, world_size=self.world_size, start_step=self.step)
-        workers = self.config.data.num_workers
-        # its own generator: creating the iterator must not draw from the global RNG (that would shift a resume)
-        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
-                          pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(0))
+        return self.resumable_loader(self.dataset, pin_memory=self.device.type == "cuda")
 
     def train_step(self, batch: dict) -> dict[str, float]:
         """One optimisation step on a collated batch of data.py items; returns the logged statistics."""

@@ -204,7 +204,7 @@ def _loss_frames(num_frames: int, prompted: set[int], visible: np.ndarray, count
 
 class ScanClipDataset(Dataset):
     """Training clips along the SAP scanning trajectory (module doc); items are addressed by ``(panorama index,
-    sample id)`` as produced by ``training.mtpano.data.ResumableSampler``."""
+    sample id)`` as produced by ``training.runtime.ResumableSampler``."""
 
     def __init__(self, config: DataConfig, seed: int = 0, panoramas: PanoramaCollection | None = None):
         self.config, self.seed = config, seed

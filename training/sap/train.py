@@ -33,7 +33,6 @@ from pano_perception.models.sap.builtin_backend import (
     save_builtin_weights,
 )
 
-from ..mtpano.data import ResumableSampler
 from ..runtime import (
     CHECKPOINT,  # noqa: F401 (re-exported with LOG: the run's file names)
     LOG,  # noqa: F401
@@ -95,11 +94,7 @@ class Trainer(DistributedTrainer):
         return self.network
 
     def loader(self) -> DataLoader:
-        sampler = ResumableSampler(len(self.dataset), self.config.optim.batch_size, seed=self.config.run.seed,
-                                   rank=self.rank, world_size=self.world_size, start_step=self.step)
-        workers = self.config.data.num_workers
-        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
-                          collate_fn=collate_clips, generator=torch.Generator().manual_seed(0))
+        return self.resumable_loader(self.dataset, collate_fn=collate_clips)
 
     def train_step(self, clips: list[dict]) -> dict[str, float]:
         optim = self.config.optim
