@@ -20,6 +20,7 @@ class NodeHealth:
         self.latency = LatencyStats()
         self.errors = 0
         self.last_error = ""
+        self.fault = ""  # a lasting error (the model could not load): ERROR until ``recover``
         self._last_error_time = -1e9
         self._last_logged: dict[str, float] = {}
 
@@ -33,11 +34,23 @@ class NodeHealth:
             self._last_logged[cause] = now
             logger.error(message)
 
+    def fail(self, cause: str, message: str, logger) -> None:
+        """Record an error that lasts (e.g. activation failed): the status stays ERROR with ``message`` until
+        ``recover``, however long the node then waits, inactive."""
+        self.error(cause, message, logger)
+        self.fault = message
+
+    def recover(self) -> None:
+        """The lasting error is gone (e.g. a later activation succeeded)."""
+        self.fault = ""
+
     def status(self, state: str, values: dict[str, object]) -> DiagnosticArray:
         now = time.monotonic()
         recent_error = now - self._last_error_time < self.error_hold_s
         level, message = DiagnosticStatus.OK, state
-        if recent_error:
+        if self.fault:
+            level, message = DiagnosticStatus.ERROR, self.fault
+        elif recent_error:
             level, message = DiagnosticStatus.ERROR, self.last_error
         elif state != "active":
             level = DiagnosticStatus.WARN

@@ -119,9 +119,10 @@ class PerceptionNode(LifecycleNode):
                 torch.set_num_threads(self.params["num_threads"])
             self._model = self._load_model()
         except Exception as exc:  # a missing or mismatched checkpoint must not kill the node
-            self.health.error("model", f"could not load the model: {exc}", self.get_logger())
+            self.health.fail("model", f"could not load the model: {exc}", self.get_logger())
             self._publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
+        self.health.recover()
         self._mailbox.reopen()
         self._running = True
         self._worker = threading.Thread(target=self._work, name=f"{self.get_name()}_worker", daemon=True)
