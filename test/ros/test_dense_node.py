@@ -225,17 +225,19 @@ def test_lifecycle_transitions_and_lazy_outputs(harness, dense):
     assert node.interrupt() < 2.0
 
 
+@pytest.mark.params({"always_publish": True})  # every output computed: each frame keeps the node busy longer
 def test_frames_arriving_while_busy_are_dropped_not_queued(harness, dense):
     namespace, node = dense
     harness.subscribe(Image, f"{namespace}/depth")
     wait_active(harness, node)
     pub = harness.publisher(Image, f"{namespace}/image")
     stamps = iter(range(1, 10_000))
-    image = panorama(5, 256)
+    message = numpy_to_image(panorama(5, 512), "rgb8")  # 1024x512: a frame arrives faster than it is processed
 
     def burst():
-        for _ in range(5):
-            pub.publish(numpy_to_image(image, "rgb8", stamped_header("theta", next(stamps))))
+        for _ in range(10):
+            message.header = stamped_header("theta", next(stamps))
+            pub.publish(message)
 
     harness.wait_for(lambda: len(harness.messages(f"{namespace}/depth")) >= 5, 90, poll=0.01, during=burst)
     outputs = harness.messages(f"{namespace}/depth")
