@@ -10,21 +10,17 @@ must zero (a 4K normal map is 88 MB).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import TypeVar
 
 import numpy as np
 
-T = TypeVar("T")
-
-#: At most this many worker threads (the per-frame work splits into few independent parts).
+#: At most this many parts of one split reduction.
 MAX_WORKERS = 4
 
 
 def worker_count() -> int:
-    """Threads the pool runs: this process's usable cores, at most MAX_WORKERS."""
+    """Parts of a split reduction (the caller's thread runs one): this process's usable cores, at most MAX_WORKERS."""
     return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 

@@ -156,8 +156,8 @@ def dense_products(rgb: np.ndarray, prediction, wanted, options: DenseOptions,
 
     ``prediction`` has ``depth``, ``normals`` and ``semantic`` (an MTPanoPrediction); only ``wanted`` topics are
     computed. ``out`` may give the destination arrays of ``normals/color``, ``semantic/color`` and the points of
-    ``depth/points`` (views of message buffers: the node fills its messages without a copy). The node and ``pano-perception replay`` both call
-    this, so they publish the same bytes.
+    ``depth/points`` (views of message buffers: the node fills its messages without a copy). The node and
+    ``pano-perception replay`` both call this, so they publish the same bytes.
     """
     unknown = set(wanted) - set(OUTPUT_TOPICS)
     if unknown:
