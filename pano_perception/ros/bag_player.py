@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReader
@@ -62,6 +63,12 @@ class BagPlayer(Node):
             count += 1
         return count
 
+    def wait_for_delivery(self, timeout_s: float = 5.0) -> bool:
+        """Wait until reliable subscribers acknowledged everything published (at most ``timeout_s``): a process
+        that exits right after its last ``publish`` can otherwise take the tail of the bag with it."""
+        return all(publisher.wait_for_all_acked(Duration(seconds=timeout_s))
+                   for publisher in [*self._topic_publishers.values(), self._clock])
+
     def destroy_node(self):
         self._reader.close()
         return super().destroy_node()
@@ -82,6 +89,7 @@ def play(bag: str | Path, rate: float = 1.0, topics: list[str] | None = None, lo
         while True:
             total += player.play()
             if not loop:
+                player.wait_for_delivery()
                 return total
     except KeyboardInterrupt:
         return 0
