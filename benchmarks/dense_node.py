@@ -24,16 +24,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from sensor_msgs.msg import Image, PointCloud2
 
 from timing import median_time
 
-from pano_perception.dense import (IMAGE_ENCODINGS, OUTPUT_TOPICS, PREDICTED_TOPICS, DenseOptions, check_panorama,
-                                   cloud_grid, dense_products, depth_to_cloud, output_size)
+from pano_perception.dense import (OUTPUT_TOPICS, PREDICTED_TOPICS, DenseOptions, check_panorama, dense_products,
+                                   depth_to_cloud, output_size)
 from pano_perception.models.mtpano.postprocess import postprocess
 from pano_perception.models.mtpano.predictor import MTPanoPredictor
-from pano_perception.ros.conversions import (image_to_rgb, image_view, numpy_to_image, pointcloud2,
-                                             pointcloud2_points_view)
+from pano_perception.ros.conversions import image_to_rgb, numpy_to_image, pointcloud2
+from pano_perception.ros.dense_node import message_views
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,8 +46,7 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
     msg = numpy_to_image(rgb_in, "rgb8")
     options = DenseOptions(max_width=max_width)
     size = output_size(height, 2 * height, max_width)
-    messages = {topic: Image() for topic in IMAGE_ENCODINGS}
-    messages["depth/points"] = PointCloud2()
+    messages: dict = {}  # one reused message per topic, as the node keeps them
     stages = {name: [] for name in ("decode", "preprocess", "forward", "postprocess", "messages")}
     for frame in range(repeats + 2):
         start = time.perf_counter()
@@ -60,9 +58,7 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
             preprocessed = time.perf_counter()
             outputs = predictor._forward(pixel_values)
             forwarded = time.perf_counter()
-            views = {topic: image_view(messages[topic], *size, encoding) for topic, encoding in IMAGE_ENCODINGS.items()}
-            views["depth/points"] = pointcloud2_points_view(messages["depth/points"],
-                                                            *cloud_grid(*size, options.decimation))
+            views = message_views(messages, OUTPUT_TOPICS, size, options.decimation)
             prediction = postprocess(outputs, size, [{topic: views[topic] for topic in PREDICTED_TOPICS}])[0]
         postprocessed = time.perf_counter()
         small = rgb if size == rgb.shape[:2] else cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA)
@@ -110,6 +106,7 @@ def stream(config: str, checkpoint: str | None, seconds: float) -> None:
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
 
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
     params = ["-p", "autostart:=true", "-p", f"model.config:={config}", "-p", "diagnostics_period:=1.0"]

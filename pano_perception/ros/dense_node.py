@@ -33,6 +33,18 @@ PARAMETERS = [
 ]
 
 
+def message_views(messages: dict, wanted, size: tuple[int, int], decimation: int, header=None) -> dict:
+    """For each wanted topic, the array its product is written into: a view of the topic's reused message in
+    ``messages`` (created when missing) sized for this frame, so nothing is copied before publishing. Image topics
+    get their (h, w[, c]) image; ``depth/points`` the (h, w, 4) x, y, z + rgb block that ``pointcloud2`` completes."""
+    views = {topic: image_view(messages.setdefault(topic, Image()), *size, encoding, header)
+             for topic, encoding in IMAGE_ENCODINGS.items() if topic in wanted}
+    if "depth/points" in wanted:
+        views["depth/points"] = pointcloud2_points_view(messages.setdefault("depth/points", PointCloud2()),
+                                                        *cloud_grid(*size, decimation))
+    return views
+
+
 class DenseNode(PerceptionNode):
     """MTPano on the newest ERP frame; publishes depth, normals, semantics, their colour images and points."""
 
@@ -76,13 +88,8 @@ class DenseNode(PerceptionNode):
             return
         header = self._output_header(msg.header)
         options = DenseOptions.from_parameters(self.params)
-        height, width = output_size(rgb.shape[0], rgb.shape[1], options.max_width)
-        # Every image product and the points are written straight into their topic's message buffer.
-        views = {topic: image_view(self._messages.setdefault(topic, Image()), height, width, encoding, header)
-                 for topic, encoding in IMAGE_ENCODINGS.items() if topic in wanted}
-        if "depth/points" in wanted:
-            views["depth/points"] = pointcloud2_points_view(self._messages.setdefault("depth/points", PointCloud2()),
-                                                            *cloud_grid(height, width, options.decimation))
+        size = output_size(rgb.shape[0], rgb.shape[1], options.max_width)
+        views = message_views(self._messages, wanted, size, options.decimation, header)
         products = predict_dense(predictor, rgb, wanted, options, out=views)
         if "depth/points" in products:
             cloud = products["depth/points"]

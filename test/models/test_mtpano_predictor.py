@@ -238,3 +238,20 @@ def test_resize_into_a_destination_writes_the_same_values_there(size, channels):
         resize_valid(values, valid, size, unit_vectors=unit, out=np.zeros(size + (2,), np.float32))
     with pytest.raises(ValueError, match="destination"):
         resize_labels(labels, size, out=np.zeros(size, np.float32))
+
+
+def test_semantic_labels_are_the_same_argmax_in_either_memory_order():
+    """The CPU's numpy path (channels-last logits, as the network emits them) and torch's path (any other
+    layout) give the same ids, the first class winning ties."""
+    import torch
+
+    from pano_perception.models.mtpano.postprocess import semantic_labels
+
+    logits = torch.randn(2, 150, 8, 16)
+    logits[0, 3, 0, 0] = logits[0, 7, 0, 0] = 50.0  # a tie: class 3
+    channels_last = logits.contiguous(memory_format=torch.channels_last)
+    expected = logits.argmax(dim=1)
+    for layout in (logits, channels_last):
+        labels = semantic_labels(layout)
+        assert labels.shape == (2, 8, 16) and torch.equal(labels, expected)
+    assert semantic_labels(channels_last)[0, 0, 0] == 3

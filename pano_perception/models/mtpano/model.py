@@ -12,11 +12,10 @@ Forward pass, for an ERP image normalised with ImageNet statistics ([B, 3, H, W]
 6. Injection: per level and task, bridge + task feature + adapter are added to the stream features
    (all zero-initialised), CLS is prepended and a DPT neck + head per task decodes them.
 
-Outputs (float32, at input resolution): ``semseg`` logits [B, classes, H, W] (channels-last in
-memory); ``depth`` [B, 1, H, W] radial
-metres (≥ 0, after ReLU); ``normals`` [B, 3, H, W] un-normalised, in the release's N-space frame (see
-docs/MTPANO.md and the predictor for conversion to our frame); with ``with_aux`` also ``aux_preds`` and
-``ext_preds`` (deep supervision, bilinearly upsampled from the patch grid).
+Outputs (float32, at input resolution): ``semseg`` logits [B, classes, H, W] (channels-last in memory);
+``depth`` [B, 1, H, W] radial metres (≥ 0, after ReLU); ``normals`` [B, 3, H, W] un-normalised, in the release's
+N-space frame (see docs/MTPANO.md and the predictor for conversion to our frame); with ``with_aux`` also
+``aux_preds`` and ``ext_preds`` (deep supervision, bilinearly upsampled from the patch grid).
 """
 from __future__ import annotations
 
