@@ -10,9 +10,11 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+import torch
 
 from .cpu import check_destination, row_bands
 from .geometry import erp_rays
+from .models.mtpano.postprocess import resize_images
 from .labels import colorize_semantic
 
 
@@ -145,9 +147,19 @@ def predict_dense(predictor, rgb: np.ndarray, wanted, options: DenseOptions,
     out = out or {}
     size = output_size(rgb.shape[0], rgb.shape[1], options.max_width)
     prediction = predictor.predict(rgb, size, out={topic: out[topic] for topic in PREDICTED_TOPICS if topic in out})
-    if size != rgb.shape[:2]:
-        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return dense_products(rgb, prediction, wanted, options, out)
+    return dense_products(shrink_rgb(rgb, size), prediction, wanted, options, out)
+
+
+def shrink_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [H, W, 3] → ``size`` = (h, w), no larger, averaging the pixels each output pixel covers: OpenCV's
+    area resize where it has a fast path (exactly half the size), else torch's antialiased bilinear on uint8, which
+    is 3.5x faster than OpenCV's generic area path (3840 → 1024: 4.3 against 15 ms on one core)."""
+    if size == rgb.shape[:2]:
+        return rgb
+    if (2 * size[0], 2 * size[1]) == rgb.shape[:2]:
+        return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    images = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # channels-last memory: torch's vectorised uint8 path
+    return np.ascontiguousarray(resize_images(images, size)[0].permute(1, 2, 0).numpy())
 
 
 def dense_products(rgb: np.ndarray, prediction, wanted, options: DenseOptions,

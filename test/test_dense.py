@@ -1,4 +1,5 @@
 """Display and transport products of the dense node (pano_perception.dense), exact on hand-made inputs."""
+import cv2
 import numpy as np
 import pytest
 
@@ -96,6 +97,24 @@ def test_predict_dense_at_a_capped_size_equals_the_predictor_at_that_size():
     assert products["semantic/color"].shape == (64, 128, 3)
     with pytest.raises(ValueError, match="output size"):
         predictor.predict(rgb, (64, 100))
+
+
+@pytest.mark.parametrize("size", [(32, 64), (24, 48), (20, 40)])
+def test_shrink_rgb_averages_like_an_area_resize(size):
+    """Half size (OpenCV's fast path), an integer 8/3 and a non-integer 3.2 ratio: within one grey level of
+    OpenCV's exact area average on a smooth image; a constant image stays constant."""
+    from pano_perception.dense import shrink_rgb
+
+    rows, cols = np.mgrid[0:64, 0:128]
+    smooth = np.stack([100 + 60 * np.sin(cols / 9.0), 120 + 50 * np.cos(rows / 7.0), 0 * rows + 30], -1)
+    smooth = smooth.round().astype(np.uint8)
+    shrunk = shrink_rgb(smooth, size)
+    assert shrunk.shape == size + (3,) and shrunk.dtype == np.uint8 and shrunk.flags.c_contiguous
+    area = cv2.resize(smooth, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    assert np.abs(shrunk.astype(int) - area).max() <= 2 and np.abs(shrunk.astype(int) - area).mean() < 0.5
+    constant = np.full((64, 128, 3), (7, 200, 93), np.uint8)
+    assert (shrink_rgb(constant, size) == constant[0, 0]).all()
+    assert shrink_rgb(smooth, (64, 128)) is smooth
 
 
 def test_products_written_into_destinations_equal_new_arrays():

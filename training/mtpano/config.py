@@ -21,13 +21,15 @@ class ModelConfig:
     """``config``: an MTPano config name; ``checkpoint``: initial weights of the whole network (e.g. the release's,
     to fine-tune); ``backbone_checkpoint``: pretrained DINOv3 weights for the backbone alone (a transformers
     ``DINOv3ViTModel`` state dict, e.g. the ``model.safetensors`` of facebook/dinov3-vitl16-pretrain-lvd1689m),
-    as the paper starts; ``init_depth_bias``: metres put in the bias of the depth heads' last conv when training
+    as the paper starts; ``checkpoint_config``: the config name of ``checkpoint`` when it is a coarser-patch
+    network than ``config`` (its weights are mapped by patch_transfer.py); ``init_depth_bias``: metres put in the bias of the depth heads' last conv when training
     from scratch (the main depth head ends in a ReLU that could start dead); None keeps the initialisation."""
 
     config: str = "large"
     seam: str = "official"
     checkpoint: str | None = None
     backbone_checkpoint: str | None = None
+    checkpoint_config: str | None = None
     init_depth_bias: float | None = None
 
 

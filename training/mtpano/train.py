@@ -41,6 +41,7 @@ from .aux_labels import image_aux_targets
 from .config import ExperimentConfig, load_config
 from .data import PseudoLabelDataset
 from .losses import enet_class_weights, total_loss
+from .patch_transfer import load_transferred
 
 WEIGHTS = "model.safetensors"
 
@@ -74,7 +75,11 @@ class Trainer(DistributedTrainer):
     def __init__(self, config: ExperimentConfig, *, resume: bool = True, progress: bool = True):
         super().__init__(config, progress)
         torch.manual_seed(config.run.seed)  # identical initial weights on every rank
-        model = build_mtpano(config.model.config, seam=config.model.seam, checkpoint=config.model.checkpoint)
+        transfer = config.model.checkpoint_config not in (None, config.model.config)
+        model = build_mtpano(config.model.config, seam=config.model.seam,
+                             checkpoint=None if transfer else config.model.checkpoint)
+        if transfer:
+            load_transferred(model, config.model.checkpoint, config.model.checkpoint_config)
         if config.model.backbone_checkpoint:
             load_checkpoint(model.backbone, config.model.backbone_checkpoint)
         init_training_heads(model, config.model.init_depth_bias)

@@ -1,6 +1,7 @@
 """Named MTPano configurations and the transformers configs built from them (never from the hub)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from transformers import DINOv3ViTConfig, DPTConfig
@@ -181,7 +182,16 @@ MICRO_CPU = MTPanoConfig(
     notes="Smallest model for smoke tests and quick CPU experiments at 128x256 (8x16 tokens).",
 )
 
-CONFIGS: dict[str, MTPanoConfig] = {c.name: c for c in (LARGE, TINY_FIXTURE, SMALL_CPU, MICRO_CPU)}
+MICRO_CPU_P8 = dataclasses.replace(
+    MICRO_CPU,
+    name="micro-cpu-p8",
+    patch_size=8,
+    reassemble_factors=(2, 1, 0.5, 0.25),
+    notes="The built-in default: micro-cpu with 8x8-pixel patches (16x32 tokens of 11.25 deg) and every DPT "
+          "reassemble factor halved, so necks, heads and outputs keep micro-cpu's sizes (128x256).",
+)
+
+CONFIGS: dict[str, MTPanoConfig] = {c.name: c for c in (LARGE, TINY_FIXTURE, SMALL_CPU, MICRO_CPU, MICRO_CPU_P8)}
 
 
 def get_config(config: str | MTPanoConfig) -> MTPanoConfig:
