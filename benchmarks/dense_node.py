@@ -8,7 +8,8 @@
 3. (--stream-seconds > 0) dense_node as a real process fed 3840x1920 rgb8 frames at 30 Hz over Fast DDS:
    latency (header stamp -> depth received), node memory over time and the drop count from /diagnostics.
 
-Run: .venv/bin/python benchmarks/dense_node.py [--config micro-cpu] [--stream-seconds 120]
+Run: .venv/bin/python benchmarks/dense_node.py [--config micro-cpu] [--stream-seconds 120] (default: the built-in
+model; a config alone times its randomly initialised network)
 """
 from __future__ import annotations
 
@@ -28,29 +29,37 @@ import torch
 from timing import median_time
 
 from pano_perception.dense import (OUTPUT_TOPICS, PREDICTED_TOPICS, DenseOptions, check_panorama, dense_products,
-                                   depth_to_cloud, output_size)
+                                   depth_to_cloud, output_size, shrink_rgb)
+from pano_perception.models.builtin import BUILTIN_MTPANO_CONFIG, BUILTIN_MTPANO_WEIGHTS
 from pano_perception.models.mtpano.postprocess import postprocess
 from pano_perception.models.mtpano.predictor import MTPanoPredictor
-from pano_perception.ros.conversions import image_to_rgb, numpy_to_image, pointcloud2
+from pano_perception.ros.conversions import (compressed_to_rgb, image_to_rgb, numpy_to_image, pointcloud2,
+                                             rgb_to_compressed)
 from pano_perception.ros.dense_node import message_views
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: int = 0) -> None:
+def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: int = 0, jpeg: bool = False) -> None:
     """Each stage timed inside a real per-frame sequence, as dense_node runs it (decode, pre-process, forward,
     post-processing into the messages' buffers, the other products and the PointCloud2), every output subscribed.
     Medians over ``repeats`` frames after two warm-up frames; timing stages in isolated loops would keep their data
-    in the caches and under-count."""
+    in the caches and under-count. ``jpeg``: the frame arrives as a JPEG CompressedImage (quality 90) of a smooth
+    synthetic image (random pixels would make an unrealistically large file)."""
     rgb_in = np.random.default_rng(0).integers(0, 256, (height, 2 * height, 3), dtype=np.uint8)
-    msg = numpy_to_image(rgb_in, "rgb8")
+    if jpeg:
+        rows, cols = np.mgrid[0:height, 0:2 * height]
+        rgb_in = np.stack([128 + 100 * np.sin(cols / 37.0), 128 + 100 * np.cos(rows / 23.0),
+                           128 + 60 * np.sin((rows + cols) / 51.0)], -1).astype(np.uint8)
+    msg = rgb_to_compressed(rgb_in, "jpeg") if jpeg else numpy_to_image(rgb_in, "rgb8")
+    decode = compressed_to_rgb if jpeg else image_to_rgb
     options = DenseOptions(max_width=max_width)
     size = output_size(height, 2 * height, max_width)
     messages: dict = {}  # one reused message per topic, as the node keeps them
     stages = {name: [] for name in ("decode", "preprocess", "forward", "postprocess", "messages")}
     for frame in range(repeats + 2):
         start = time.perf_counter()
-        rgb = np.ascontiguousarray(image_to_rgb(msg))
+        rgb = np.ascontiguousarray(decode(msg))
         check_panorama(rgb, 64, 16384)
         decoded = time.perf_counter()
         with torch.inference_mode():
@@ -61,8 +70,7 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
             views = message_views(messages, OUTPUT_TOPICS, size, options.decimation)
             prediction = postprocess(outputs, size, [{topic: views[topic] for topic in PREDICTED_TOPICS}])[0]
         postprocessed = time.perf_counter()
-        small = rgb if size == rgb.shape[:2] else cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA)
-        products = dense_products(small, prediction, OUTPUT_TOPICS, options, out=views)
+        products = dense_products(shrink_rgb(rgb, size), prediction, OUTPUT_TOPICS, options, out=views)
         cloud = products["depth/points"]
         pointcloud2(cloud.points, rgb=cloud.rgb, msg=messages["depth/points"])
         done = time.perf_counter()
@@ -72,10 +80,22 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
     t = {name: statistics.median(values) for name, values in stages.items()}
     node_part = t["decode"] + t["preprocess"] + t["postprocess"] + t["messages"]
     frame_time = node_part + t["forward"]
-    print(f"\n{2 * height}x{height} -> outputs {size[1]}x{size[0]}: "
+    print(f"\n{2 * height}x{height}{' JPEG' if jpeg else ''} -> outputs {size[1]}x{size[0]}: "
           + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in t.items()))
     print(f"  overhead (all but forward) {node_part * 1000:.1f} ms = {100 * node_part / frame_time:.1f} % of a "
           f"{frame_time * 1000:.0f} ms frame")
+    floor = product_copy_floor(messages, repeats)
+    print(f"  floor: one memcpy of the six messages' {floor[0] / 1e6:.0f} MB takes {floor[1] * 1000:.1f} ms = "
+          f"{100 * floor[1] / (floor[1] + t['forward']):.1f} % of a frame with this forward")
+
+
+def product_copy_floor(messages: dict, repeats: int) -> tuple[int, float]:
+    """(bytes of the published products, median seconds of one memcpy of that many bytes): a lower bound on
+    producing them, since each product byte is written at least once from data read at least once."""
+    total = sum(len(msg.data) for msg in messages.values())
+    source = np.ones(total, np.uint8)
+    target = np.empty_like(source)
+    return total, median_time(lambda: np.copyto(target, source), repeats)[0]
 
 
 def pointcloud_vs_memcpy(repeats: int) -> None:
@@ -170,7 +190,8 @@ def stream(config: str, checkpoint: str | None, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="micro-cpu", help="MTPano config (random weights without --checkpoint)")
+    parser.add_argument("--config", default=None,
+                        help="MTPano config (random weights without --checkpoint; default: the built-in model)")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--stream-seconds", type=float, default=0.0)
@@ -182,6 +203,8 @@ def main() -> None:
     import warnings
 
     warnings.simplefilter("ignore", UserWarning)
+    if args.config is None:
+        args.config, args.checkpoint = BUILTIN_MTPANO_CONFIG, str(BUILTIN_MTPANO_WEIGHTS)
     if args.checkpoint is None:  # timing only: save the randomly initialised network for the node process
         from safetensors.torch import save_file
 
@@ -191,8 +214,9 @@ def main() -> None:
         save_file(build_mtpano(args.config).state_dict(), args.checkpoint)
     predictor = MTPanoPredictor(args.config, args.checkpoint)
     print(f"MTPano {args.config}, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
-    for height, max_width in ((512, 0), (1920, 0), (1920, 1920), (1920, 1024)):
-        overhead(predictor, height, args.repeats, max_width)
+    for height, max_width, jpeg in ((512, 0, False), (512, 0, True), (1920, 0, False), (1920, 1920, False),
+                                    (1920, 1920, True), (1920, 1024, False)):
+        overhead(predictor, height, args.repeats, max_width, jpeg)
     pointcloud_vs_memcpy(args.repeats)
     if args.stream_seconds > 0:
         stream(args.config, args.checkpoint, args.stream_seconds)

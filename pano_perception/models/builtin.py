@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-BUILTIN_MTPANO_CONFIG = "micro-cpu"
-BUILTIN_MTPANO_WEIGHTS = DATA_DIR / "mtpano_micro_cpu.safetensors"
+BUILTIN_MTPANO_CONFIG = "micro-cpu-p8"
+BUILTIN_MTPANO_WEIGHTS = DATA_DIR / "mtpano_micro_cpu_p8.safetensors"
 
 
 def resolve_mtpano(config: str, checkpoint: str) -> tuple[str, str | None]:

