@@ -29,11 +29,11 @@ import torch
 from timing import median_time
 
 from pano_perception.dense import (OUTPUT_TOPICS, PREDICTED_TOPICS, DenseOptions, check_panorama, dense_products,
-                                   depth_to_cloud, output_size, shrink_rgb)
+                                   decode_reduction, depth_to_cloud, output_size, shrink_rgb)
 from pano_perception.models.builtin import BUILTIN_MTPANO_CONFIG, BUILTIN_MTPANO_WEIGHTS
 from pano_perception.models.mtpano.postprocess import postprocess
 from pano_perception.models.mtpano.predictor import MTPanoPredictor
-from pano_perception.ros.conversions import (compressed_to_rgb, image_to_rgb, numpy_to_image, pointcloud2,
+from pano_perception.ros.conversions import (decode_compressed, image_to_rgb, numpy_to_image, pointcloud2,
                                              rgb_to_compressed)
 from pano_perception.ros.dense_node import message_views
 
@@ -52,7 +52,10 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
         rgb_in = np.stack([128 + 100 * np.sin(cols / 37.0), 128 + 100 * np.cos(rows / 23.0),
                            128 + 60 * np.sin((rows + cols) / 51.0)], -1).astype(np.uint8)
     msg = rgb_to_compressed(rgb_in, "jpeg") if jpeg else numpy_to_image(rgb_in, "rgb8")
-    decode = compressed_to_rgb if jpeg else image_to_rgb
+    reduction = decode_reduction(2 * height, max_width, predictor.config.image_size[1])  # as the node decodes
+
+    def decode(msg):
+        return decode_compressed(msg, reduction)[0] if jpeg else image_to_rgb(msg)
     options = DenseOptions(max_width=max_width)
     size = output_size(height, 2 * height, max_width)
     messages: dict = {}  # one reused message per topic, as the node keeps them
@@ -60,7 +63,7 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
     for frame in range(repeats + 2):
         start = time.perf_counter()
         rgb = np.ascontiguousarray(decode(msg))
-        check_panorama(rgb, 64, 16384)
+        check_panorama(rgb, 64, 16384, reduction if jpeg else 1)
         decoded = time.perf_counter()
         with torch.inference_mode():
             pixel_values = predictor.preprocess(rgb)

@@ -92,11 +92,12 @@ def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, m
     return PointCloudArrays(points=points, rgb=pick(rgb), normals=pick(normals), labels=pick(labels))
 
 
-def check_panorama(rgb: np.ndarray, min_height: int, max_width: int) -> None:
-    """Raise ValueError naming the problem unless ``rgb`` is a 2:1 uint8 RGB panorama within the size limits."""
+def check_panorama(rgb: np.ndarray, min_height: int, max_width: int, scale: int = 1) -> None:
+    """Raise ValueError naming the problem unless ``rgb`` is a 2:1 uint8 RGB panorama within the size limits.
+    ``scale``: ``rgb`` was decoded at 1/scale of the camera's size, which the limits apply to."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 panorama (H, W, 3); got {rgb.dtype} {rgb.shape}")
-    height, width = rgb.shape[:2]
+    height, width = rgb.shape[0] * scale, rgb.shape[1] * scale
     if width != 2 * height:
         raise ValueError(f"the image is {width}x{height}, not a 2:1 equirectangular panorama")
     if height < min_height:
@@ -137,6 +138,14 @@ def output_size(height: int, width: int, max_width: int) -> tuple[int, int]:
     if max_width <= 0 or width <= max_width:
         return height, width
     return max_width // 2, max_width // 2 * 2
+
+
+def decode_reduction(camera_width: int, max_width: int, network_width: int) -> int:
+    """The largest k in 2, 4, 8 such that a panorama ``camera_width`` pixels wide, decoded at 1/k of its size (a
+    JPEG's DCT scaling), still has at least the pixels the products (``max_width``, see ``output_size``) and the
+    network input (``network_width``) take; 1 if none. E.g. 2 for a 3840-wide camera with max_width 1920."""
+    needed = max(output_size(camera_width // 2, camera_width, max_width)[1], network_width)
+    return next((k for k in (8, 4, 2) if camera_width % (2 * k) == 0 and camera_width // k >= needed), 1)
 
 
 def predict_dense(predictor, rgb: np.ndarray, wanted, options: DenseOptions,

@@ -83,6 +83,18 @@ def test_output_size_caps_the_width_and_keeps_2_to_1():
     assert output_size(512, 1024, 2048) == (512, 1024)
 
 
+def test_decode_reduction_keeps_the_pixels_products_and_network_take():
+    from pano_perception.dense import decode_reduction
+
+    assert decode_reduction(3840, 1920, 256) == 2
+    assert decode_reduction(3840, 1024, 256) == 2  # 1/4 would give 960 < 1024 columns
+    assert decode_reduction(3840, 960, 256) == 4
+    assert decode_reduction(3840, 256, 256) == 8
+    assert decode_reduction(3840, 256, 1024) == 2  # the official large model takes 1024 columns
+    assert decode_reduction(3840, 0, 256) == 1  # products at the camera's size
+    assert decode_reduction(1000, 120, 64) == 4  # 1000/8 = 125 columns: no whole 2:1 panorama
+
+
 def test_predict_dense_at_a_capped_size_equals_the_predictor_at_that_size():
     from pathlib import Path
 

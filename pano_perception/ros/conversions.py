@@ -69,15 +69,33 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return np.repeat(array[..., None], 3, axis=2)
 
 
+#: cv2.imdecode flags decoding a JPEG at 1/k of its width and height (libjpeg scales in the DCT: no full-size image
+#: is ever made; 3840x1920 at 1/2 decodes 2.3x faster).
+JPEG_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                      8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     """A jpeg/png CompressedImage -> RGB uint8 (H, W, 3)."""
+    return decode_compressed(msg)[0]
+
+
+def decode_compressed(msg: CompressedImage, reduction: int = 1) -> tuple[np.ndarray, int]:
+    """A jpeg/png CompressedImage -> (RGB uint8 (h, w, 3), the factor k it was reduced by: 1 or ``reduction``).
+
+    ``reduction`` (1, 2, 4 or 8) decodes a JPEG at 1/k of its size (each side rounded up); other formats are
+    always decoded whole (k = 1)."""
+    if reduction not in JPEG_REDUCED_FLAGS:
+        raise ValueError(f"reduction must be one of {sorted(JPEG_REDUCED_FLAGS)}; got {reduction}")
     if len(msg.data) == 0:
         raise ImageConversionError("compressed image has no data")
-    decoded = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    factor = reduction if bytes(data[:2]) == b"\xff\xd8" else 1  # the JPEG start-of-image marker
+    decoded = cv2.imdecode(data, JPEG_REDUCED_FLAGS[factor])
     if decoded is None:
         raise ImageConversionError(f"could not decode the compressed image (format {msg.format!r}, "
                                    f"{len(msg.data)} bytes): corrupt or not jpeg/png")
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), factor
 
 
 def image_view(msg: Image, height: int, width: int, encoding: str, header=None) -> np.ndarray:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from sensor_msgs.msg import Image, PointCloud2
 
-from ..dense import IMAGE_ENCODINGS, OUTPUT_TOPICS, DenseOptions, cloud_grid, output_size, predict_dense
+from ..dense import (IMAGE_ENCODINGS, OUTPUT_TOPICS, DenseOptions, cloud_grid, decode_reduction, output_size,
+                     predict_dense)
 from .conversions import ImageConversionError, image_view, pointcloud2, pointcloud2_points_view
 from .params import Param
 from .perception_node import PerceptionNode, input_parameters, run_node
@@ -63,6 +64,11 @@ class DenseNode(PerceptionNode):
 
     def _describe_model(self) -> str:
         return f"MTPano {self._model.config.name} ({self.params['precision']}, {self.params['device']})"
+
+    def _jpeg_reduction(self) -> int:
+        if not self._input_width or self._model is None:
+            return 1
+        return decode_reduction(self._input_width, self.params["output.max_width"], self._model.config.image_size[1])
 
     def _diagnostic_values(self) -> dict[str, object]:
         return {"precision": self.params["precision"]}

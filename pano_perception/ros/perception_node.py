@@ -21,7 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..dense import check_panorama
 from ..runtime import LatestFrameMailbox
-from .conversions import compressed_to_rgb, image_to_rgb
+from .conversions import decode_compressed, image_to_rgb
 from .diagnostics import NodeHealth
 from .params import (
     DURABILITY_CHOICES,
@@ -76,6 +76,7 @@ class PerceptionNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._running = False
         self._frame_id: str | None = None
+        self._input_width = 0  # camera width of the last good frame, pixels
         self._processed = 0
         self._lifecycle_label = "unconfigured"
         super().__init__(node_name, **kwargs)
@@ -208,11 +209,24 @@ class PerceptionNode(LifecycleNode):
         self._mailbox.put((msg, time.monotonic()))
 
     def _decode(self, msg) -> np.ndarray:
-        """RGB uint8 panorama of an image message; ValueError (ImageConversionError) naming what is wrong."""
-        rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        check_panorama(rgb, self.params["min_height"], self.params["max_width"])
+        """RGB uint8 panorama of an image message; ValueError (ImageConversionError) naming what is wrong. A JPEG
+        is decoded at 1/``_jpeg_reduction()`` of its size, unless that size would not be 2:1."""
+        scale = 1
+        if isinstance(msg, CompressedImage):
+            rgb, scale = decode_compressed(msg, self._jpeg_reduction())
+            if scale > 1 and rgb.shape[1] != 2 * rgb.shape[0]:  # the camera's size changed: decode it whole
+                rgb, scale = decode_compressed(msg)
+        else:
+            rgb = image_to_rgb(msg)
+        check_panorama(rgb, self.params["min_height"], self.params["max_width"], scale)
         self._check_frame_id(msg.header.frame_id)
+        self._input_width = rgb.shape[1] * scale
         return np.ascontiguousarray(rgb)
+
+    def _jpeg_reduction(self) -> int:
+        """Factor by which the next JPEG frame is decoded smaller (1: whole). Nodes that use fewer pixels than
+        the camera sends override it, from ``_input_width``: the camera's width of the last good frame (0 before)."""
+        return 1
 
     def _check_frame_id(self, frame_id: str) -> None:
         previous, self._frame_id = self._frame_id, frame_id

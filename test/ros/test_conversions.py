@@ -1,11 +1,12 @@
 """Image / CompressedImage / PointCloud2 conversions against real sensor_msgs messages."""
+import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from pano_perception.ros.conversions import (ENCODINGS, ImageConversionError, compressed_to_rgb, image_view,
-                                             image_to_numpy, image_to_rgb, numpy_to_image, pointcloud2,
+from pano_perception.ros.conversions import (ENCODINGS, ImageConversionError, compressed_to_rgb, decode_compressed,
+                                             image_to_numpy, image_to_rgb, image_view, numpy_to_image, pointcloud2,
                                              pointcloud2_points_view, pointcloud2_to_numpy, rgb_to_compressed)
 
 RNG = np.random.default_rng(0)
@@ -148,3 +149,19 @@ def test_pointcloud2_takes_strided_colours_like_contiguous_ones():
         assert bytes(strided.data) == bytes(contiguous.data)
         packed = pointcloud2_to_numpy(strided)["rgb"].view(np.uint32).reshape(colours.shape[:2])
         np.testing.assert_array_equal((packed >> 16) & 255, colours[..., 0])
+
+
+def test_jpeg_decodes_reduced_png_whole():
+    rows, cols = np.mgrid[0:64, 0:128]
+    rgb = np.stack([100 + 80 * np.sin(cols / 7.0), 120 + 60 * np.cos(rows / 5.0), 0 * rows + 40], -1).astype(np.uint8)
+    jpeg, png = rgb_to_compressed(rgb, "jpeg", quality=95), rgb_to_compressed(rgb, "png")
+    half, factor = decode_compressed(jpeg, 2)
+    assert factor == 2 and half.shape == (32, 64, 3)
+    area = cv2.resize(rgb, (64, 32), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(half.astype(int) - area).mean() < 3
+    assert decode_compressed(jpeg, 8)[0].shape == (8, 16, 3)
+    whole, factor = decode_compressed(png, 4)  # no reduced decoding for PNG: whole, and said so
+    assert factor == 1
+    np.testing.assert_array_equal(whole, rgb)
+    with pytest.raises(ValueError, match="reduction"):
+        decode_compressed(jpeg, 3)

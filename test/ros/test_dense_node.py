@@ -139,6 +139,30 @@ def test_compressed_input_frame_id_override_and_output_size_cap(harness, dense):
     np.testing.assert_allclose(depth, expected.depth, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.params({"input_compressed": True, "output.max_width": 2 * HEIGHT})
+def test_capped_outputs_decode_a_large_jpeg_reduced(harness, dense):
+    """A 512x256 JPEG camera with outputs capped at 256 wide (the tiny model's input width): from the second frame
+    on, the node decodes the JPEG at 1/2 (libjpeg's DCT scaling) and its products equal the predictor on that
+    decoding; the first frame, of unknown size, is decoded whole."""
+    from pano_perception.models.mtpano.predictor import MTPanoPredictor
+
+    namespace, node = dense
+    harness.subscribe(Image, f"{namespace}/depth")
+    wait_active(harness, node)
+    pub = harness.publisher(CompressedImage, f"{namespace}/image/compressed")
+    msg = rgb_to_compressed(panorama(5, 2 * HEIGHT), "jpeg", stamped_header("theta", 1))
+    assert harness.wait_for(lambda: len(harness.messages(f"{namespace}/depth")) >= 3, 60, poll=0.5,
+                            during=lambda: pub.publish(msg)), node.output()
+    data = np.frombuffer(msg.data, np.uint8)
+    predictor = MTPanoPredictor(TINY_MODEL["model.config"], TINY_MODEL["model.checkpoint"])
+    whole = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    reduced = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_2), cv2.COLOR_BGR2RGB)
+    first, *later = [image_to_numpy(m) for m in harness.messages(f"{namespace}/depth")]
+    assert first.shape == later[-1].shape == (HEIGHT, 2 * HEIGHT)
+    np.testing.assert_allclose(first, predictor.predict(whole, (HEIGHT, 2 * HEIGHT)).depth, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(later[-1], predictor.predict(reduced).depth, rtol=1e-4, atol=1e-4)
+
+
 def test_bad_input_is_reported_and_the_node_keeps_going(harness, dense):
     namespace, node = dense
     harness.subscribe(Image, f"{namespace}/depth")
