@@ -77,6 +77,7 @@ class PerceptionNode(LifecycleNode):
         self._running = False
         self._frame_id: str | None = None
         self._input_width = 0  # camera width of the last good frame, pixels
+        self._decode_scale = 1  # it was decoded at 1/_decode_scale of that size
         self._processed = 0
         self._lifecycle_label = "unconfigured"
         super().__init__(node_name, **kwargs)
@@ -220,7 +221,7 @@ class PerceptionNode(LifecycleNode):
             rgb = image_to_rgb(msg)
         check_panorama(rgb, self.params["min_height"], self.params["max_width"], scale)
         self._check_frame_id(msg.header.frame_id)
-        self._input_width = rgb.shape[1] * scale
+        self._input_width, self._decode_scale = rgb.shape[1] * scale, scale
         return np.ascontiguousarray(rgb)
 
     def _jpeg_reduction(self) -> int:
@@ -273,6 +274,8 @@ class PerceptionNode(LifecycleNode):
             "device": self.params["device"],
             "input_topic": self.resolve_topic_name(self.input_topic),
             "input_reliability": self._subscribed_reliability or "",
+            "input_width": self._input_width,
+            "decoded_at": f"1/{self._decode_scale}",
             "received_frames": self._mailbox.received,
             "dropped_frames": self._mailbox.dropped,
             "processed_frames": self._processed,

@@ -161,6 +161,8 @@ def test_capped_outputs_decode_a_large_jpeg_reduced(harness, dense):
     assert first.shape == later[-1].shape == (HEIGHT, 2 * HEIGHT)
     np.testing.assert_allclose(first, predictor.predict(whole, (HEIGHT, 2 * HEIGHT)).depth, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(later[-1], predictor.predict(reduced).depth, rtol=1e-4, atol=1e-4)
+    assert harness.wait_for(lambda: any(values(s).get("decoded_at") == "1/2" and values(s).get("input_width") == "512"
+                                        for s in diagnostics_of(harness, "dense perception")), 10)
 
 
 def test_bad_input_is_reported_and_the_node_keeps_going(harness, dense):
