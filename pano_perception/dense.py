@@ -151,12 +151,24 @@ def decode_reduction(camera_width: int, max_width: int, network_width: int) -> i
 def predict_dense(predictor, rgb: np.ndarray, wanted, options: DenseOptions,
                   out: dict[str, np.ndarray] | None = None) -> dict[str, object]:
     """Run ``predictor`` (an MTPanoPredictor) on ``rgb`` and return ``dense_products`` at the output size; the
-    colours of the overlay and the cloud come from the image area-averaged to that size. ``out``: destination
-    arrays by topic (see ``dense_products``; ``depth``, ``normals`` and ``semantic`` go to the predictor)."""
+    colours of the overlay and the cloud come from the image averaged down to that size (``product_images``).
+    ``out``: destination arrays by topic (see ``dense_products``; ``depth``, ``normals`` and ``semantic`` go to the
+    predictor)."""
     out = out or {}
     size = output_size(rgb.shape[0], rgb.shape[1], options.max_width)
-    prediction = predictor.predict(rgb, size, out={topic: out[topic] for topic in PREDICTED_TOPICS if topic in out})
-    return dense_products(shrink_rgb(rgb, size), prediction, wanted, options, out)
+    colours, network_source = product_images(rgb, size, predictor.config.image_size[1])
+    prediction = predictor.predict(network_source, size,
+                                   out={topic: out[topic] for topic in PREDICTED_TOPICS if topic in out})
+    return dense_products(colours, prediction, wanted, options, out)
+
+
+def product_images(rgb: np.ndarray, size: tuple[int, int], network_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(``rgb`` averaged down to the products' ``size``: their colours; the image the network input is resized
+    from: that smaller image while it keeps ``network_width`` columns, else ``rgb``). A 4K frame is then averaged
+    down once to 1920 or 1024 columns and the network input made from that, not from the 4K frame again
+    (3840 -> 256 directly: 3.1 ms on 2 cores)."""
+    colours = shrink_rgb(rgb, size)
+    return colours, colours if size[1] >= network_width else rgb
 
 
 def shrink_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -129,6 +129,23 @@ def test_shrink_rgb_averages_like_an_area_resize(size):
     assert shrink_rgb(smooth, (64, 128)) is smooth
 
 
+def test_capped_products_make_the_network_input_from_the_shrunk_image_when_it_is_wide_enough():
+    from pathlib import Path
+
+    from pano_perception.dense import product_images, shrink_rgb
+    from pano_perception.models.mtpano import MTPanoPredictor
+
+    state = Path(__file__).resolve().parent / "data" / "mtpano" / "tiny_state_dict.safetensors"
+    predictor = MTPanoPredictor("tiny-fixture", checkpoint=state)  # a 256-wide network
+    rgb = np.random.default_rng(5).integers(0, 256, (256, 512, 3), dtype=np.uint8)
+    colours, source = product_images(rgb, (128, 256), 256)
+    assert source is colours and colours.shape == (128, 256, 3)
+    products = predict_dense(predictor, rgb, {"depth"}, DenseOptions(max_width=256))
+    np.testing.assert_array_equal(products["depth"], predictor.predict(shrink_rgb(rgb, (128, 256))).depth)
+    colours, source = product_images(rgb, (64, 128), 256)  # narrower than the network: input from the frame
+    assert source is rgb and colours.shape == (64, 128, 3)
+
+
 def test_products_written_into_destinations_equal_new_arrays():
     """What the node does with its message buffers: every image product lands in its destination, byte-equal to
     the products computed into new arrays."""

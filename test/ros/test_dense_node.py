@@ -143,7 +143,8 @@ def test_compressed_input_frame_id_override_and_output_size_cap(harness, dense):
 def test_capped_outputs_decode_a_large_jpeg_reduced(harness, dense):
     """A 512x256 JPEG camera with outputs capped at 256 wide (the tiny model's input width): from the second frame
     on, the node decodes the JPEG at 1/2 (libjpeg's DCT scaling) and its products equal the predictor on that
-    decoding; the first frame, of unknown size, is decoded whole."""
+    decoding; the first frame, of unknown size, is decoded whole and averaged down to 256 columns."""
+    from pano_perception.dense import shrink_rgb
     from pano_perception.models.mtpano.predictor import MTPanoPredictor
 
     namespace, node = dense
@@ -159,7 +160,8 @@ def test_capped_outputs_decode_a_large_jpeg_reduced(harness, dense):
     reduced = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_2), cv2.COLOR_BGR2RGB)
     first, *later = [image_to_numpy(m) for m in harness.messages(f"{namespace}/depth")]
     assert first.shape == later[-1].shape == (HEIGHT, 2 * HEIGHT)
-    np.testing.assert_allclose(first, predictor.predict(whole, (HEIGHT, 2 * HEIGHT)).depth, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(first, predictor.predict(shrink_rgb(whole, (HEIGHT, 2 * HEIGHT))).depth,
+                               rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(later[-1], predictor.predict(reduced).depth, rtol=1e-4, atol=1e-4)
     assert harness.wait_for(lambda: any(values(s).get("decoded_at") == "1/2" and values(s).get("input_width") == "512"
                                         for s in diagnostics_of(harness, "dense perception")), 10)
