@@ -17,6 +17,7 @@ from pano_perception.models.mtpano.export import (
     export_onnx,
     onnx_model_hash,
 )
+from pano_perception.models.mtpano.config import MAIN_TASKS
 from pano_perception.models.mtpano.predictor import MTPanoPredictor
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mtpano"
@@ -42,7 +43,8 @@ def test_onnxruntime_matches_torch_and_the_official_outputs(tiny_onnx, fixture_m
     with torch.no_grad():
         reference = fixture_model(fixture_input, with_aux=False)
     outputs = OnnxRuntimeMTPano(tiny_onnx)(fixture_input)
-    for name in OUTPUT_NAMES:
+    assert outputs["semseg"].is_contiguous(memory_format=torch.channels_last)  # the fast argmax's layout
+    for name in MAIN_TASKS:
         torch.testing.assert_close(outputs[name], reference[name], **ONNX_TOLERANCE)
         torch.testing.assert_close(outputs[name], expected[name], **ONNX_TOLERANCE)
 
@@ -52,7 +54,7 @@ def test_symbolic_batch_runs_two_images(tiny_onnx, fixture_model):
     with torch.no_grad():
         reference = fixture_model(pixel_values, with_aux=False)
     outputs = OnnxRuntimeMTPano(tiny_onnx)(pixel_values)
-    for name in OUTPUT_NAMES:
+    for name in MAIN_TASKS:
         torch.testing.assert_close(outputs[name], reference[name], **ONNX_TOLERANCE)
 
 
@@ -63,6 +65,21 @@ def test_predictor_onnxruntime_backend_agrees_with_torch(tiny_onnx):
     assert (onnx_prediction.semantic == torch_prediction.semantic).mean() > 0.999
     same = onnx_prediction.semantic == torch_prediction.semantic
     np.testing.assert_allclose(onnx_prediction.depth[same], torch_prediction.depth[same], atol=1e-4, rtol=1e-4)
+
+
+def test_graphs_exported_with_nchw_logits_still_run(tiny_onnx, fixture_model, fixture_input, tmp_path):
+    """An export from before semseg_nhwc: the same graph with a transpose back to [B, classes, H, W] named semseg."""
+    graph = onnx.load(str(tiny_onnx))
+    old_output = graph.graph.output[0]
+    graph.graph.node.append(onnx.helper.make_node("Transpose", [old_output.name], ["semseg"], perm=[0, 3, 1, 2]))
+    graph.graph.output.remove(old_output)
+    graph.graph.output.insert(0, onnx.helper.make_tensor_value_info("semseg", onnx.TensorProto.FLOAT, None))
+    legacy = tmp_path / "legacy.onnx"
+    onnx.save(graph, str(legacy))
+    outputs = OnnxRuntimeMTPano(legacy)(fixture_input)
+    with torch.no_grad():
+        reference = fixture_model(fixture_input, with_aux=False)
+    torch.testing.assert_close(outputs["semseg"], reference["semseg"], **ONNX_TOLERANCE)
 
 
 def test_onnx_runner_rejects_a_wrong_input_size(tiny_onnx):

@@ -1,8 +1,11 @@
 """ONNX export of MTPano, an ONNX Runtime runner, and an (optional, import-guarded) TensorRT engine builder.
 
-The exported graph maps ``pixel_values`` [B, 3, H, W] (ImageNet-normalised, H×W fixed by the config) to
-``semseg`` logits, ``depth`` and un-normalised ``normals`` at H×W, exactly ``MTPano.forward(with_aux=False)``.
-Pre- and post-processing stay outside the graph (see postprocess.py), so every backend shares them.
+The exported graph maps ``pixel_values`` [B, 3, H, W] (ImageNet-normalised, H×W fixed by the config) to the class
+logits channels-last (``semseg_nhwc`` [B, H, W, classes]), ``depth`` [B, 1, H, W] and un-normalised ``normals``
+[B, 3, H, W], exactly ``MTPano.forward(with_aux=False)``. Channels-last logits are what the CPU argmax reads fast
+(1.1 against 12.6 ms for 150 × 128 × 256), and ONNX Runtime runs that graph faster too (micro-cpu-p8: 28 against
+33 ms on 2 cores). Graphs exported before, with NCHW ``semseg``, still run. Pre- and post-processing stay outside
+the graph (see postprocess.py), so every backend shares them.
 """
 from __future__ import annotations
 
@@ -16,13 +19,15 @@ from torch import nn
 from .model import MTPano
 
 INPUT_NAME = "pixel_values"
-OUTPUT_NAMES = ("semseg", "depth", "normals")
+OUTPUT_NAMES = ("semseg_nhwc", "depth", "normals")
+#: The logits output of graphs exported before semseg_nhwc: [B, classes, H, W].
+NCHW_SEMSEG_NAME = "semseg"
 DEFAULT_OPSET = 18
 TENSORRT_PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class MTPanoExportWrapper(nn.Module):
-    """MTPano without deep-supervision outputs, returning a tuple (semseg, depth, normals)."""
+    """MTPano without deep-supervision outputs, returning (semseg logits [B, H, W, classes], depth, normals)."""
 
     def __init__(self, model: MTPano):
         super().__init__()
@@ -30,7 +35,7 @@ class MTPanoExportWrapper(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         outputs = self.model(pixel_values, with_aux=False)
-        return tuple(outputs[name] for name in OUTPUT_NAMES)
+        return outputs["semseg"].permute(0, 2, 3, 1), outputs["depth"], outputs["normals"]
 
 
 def export_onnx(
@@ -96,18 +101,28 @@ class OnnxRuntimeMTPano:
         batch, _, height, width = self.session.get_inputs()[0].shape
         self.image_size = (height, width)
         self.fixed_batch = batch if isinstance(batch, int) else None
+        names = {output.name for output in self.session.get_outputs()}
+        semseg = OUTPUT_NAMES[0] if OUTPUT_NAMES[0] in names else NCHW_SEMSEG_NAME
+        self.output_names = [semseg, *OUTPUT_NAMES[1:]]
+        if not set(self.output_names) <= names:
+            raise ValueError(f"{onnx_path} is not an MTPano export: outputs {sorted(names)}, expected "
+                             f"{list(OUTPUT_NAMES)}")
 
     def __call__(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``MTPano.forward(with_aux=False)``'s dict: ``semseg`` [B, classes, H, W] (channels-last in memory from a
+        ``semseg_nhwc`` graph), ``depth``, ``normals``."""
         if tuple(pixel_values.shape[-2:]) != self.image_size:
             raise ValueError(f"the ONNX model takes {self.image_size} inputs, got {tuple(pixel_values.shape[-2:])}")
         chunk = self.fixed_batch or len(pixel_values)
         if len(pixel_values) % chunk:
             raise ValueError(f"the ONNX model has a fixed batch of {chunk}; got {len(pixel_values)} images")
         inputs = pixel_values.detach().float().cpu().numpy()
-        results = [self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: inputs[start:start + chunk]})
+        results = [self.session.run(self.output_names, {INPUT_NAME: inputs[start:start + chunk]})
                    for start in range(0, len(inputs), chunk)]
-        return {name: torch.from_numpy(np.concatenate([r[i] for r in results])).to(self.device)
-                for i, name in enumerate(OUTPUT_NAMES)}
+        semseg, depth, normals = (torch.from_numpy(np.concatenate([r[i] for r in results])) for i in range(3))
+        if self.output_names[0] == OUTPUT_NAMES[0]:
+            semseg = semseg.permute(0, 3, 1, 2)
+        return {"semseg": semseg.to(self.device), "depth": depth.to(self.device), "normals": normals.to(self.device)}
 
 
 class TensorRTUnavailableError(RuntimeError):
