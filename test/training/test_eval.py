@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pano_perception.models.mtpano import MTPanoPrediction
+from pano_perception.models.mtpano.config import CONFIGS as MODEL_CONFIGS
 from training.eval.evaluate import evaluate
 from training.eval.tables import ablation_table, paper_table, stl_result
 from training.mtpano.config import load_config
@@ -69,7 +70,8 @@ def test_ablation_table_delta_mtl():
 def test_experiment_configs_load(path):  # MTPano experiments; the sap_*.yaml ones are training.sap's
     config = load_config(path)
     assert config.optim.steps > 0 and config.data.cache
-    assert config.model.config in ("large", "small-cpu", "micro-cpu")
+    assert config.model.config in MODEL_CONFIGS
+    assert config.model.checkpoint_config in (None, *MODEL_CONFIGS)
 
 
 def test_config_inheritance_and_overrides(tmp_path):
