@@ -1,8 +1,7 @@
 """Named MTPano configurations and the transformers configs built from them (never from the hub)."""
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transformers import DINOv3ViTConfig, DPTConfig
 
@@ -182,7 +181,7 @@ MICRO_CPU = MTPanoConfig(
     notes="Smallest model for smoke tests and quick CPU experiments at 128x256 (8x16 tokens).",
 )
 
-MICRO_CPU_P8 = dataclasses.replace(
+MICRO_CPU_P8 = replace(
     MICRO_CPU,
     name="micro-cpu-p8",
     patch_size=8,
