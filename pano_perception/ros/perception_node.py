@@ -211,12 +211,12 @@ class PerceptionNode(LifecycleNode):
 
     def _decode(self, msg) -> np.ndarray:
         """RGB uint8 panorama of an image message; ValueError (ImageConversionError) naming what is wrong. A JPEG
-        is decoded at 1/``_jpeg_reduction()`` of its size, unless that size would not be 2:1."""
+        is decoded at 1/``_jpeg_reduction()`` of its size, unless the camera's size changed since the last frame."""
         scale = 1
         if isinstance(msg, CompressedImage):
             rgb, scale = decode_compressed(msg, self._jpeg_reduction())
-            if scale > 1 and rgb.shape[1] != 2 * rgb.shape[0]:  # the camera's size changed: decode it whole
-                rgb, scale = decode_compressed(msg)
+            if scale > 1 and (rgb.shape[1] * scale != self._input_width or rgb.shape[1] != 2 * rgb.shape[0]):
+                rgb, scale = decode_compressed(msg)  # a new camera size: decode it whole, reduce from the next one
         else:
             rgb = image_to_rgb(msg)
         check_panorama(rgb, self.params["min_height"], self.params["max_width"], scale)

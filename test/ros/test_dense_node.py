@@ -165,6 +165,13 @@ def test_capped_outputs_decode_a_large_jpeg_reduced(harness, dense):
     np.testing.assert_allclose(later[-1], predictor.predict(reduced).depth, rtol=1e-4, atol=1e-4)
     assert harness.wait_for(lambda: any(values(s).get("decoded_at") == "1/2" and values(s).get("input_width") == "512"
                                         for s in diagnostics_of(harness, "dense perception")), 10)
+    # The camera switches to 256x128: its first frame is decoded whole, not at the old 1/2 (products stay 256 wide).
+    seen = len(harness.messages(f"{namespace}/depth"))
+    small = rgb_to_compressed(panorama(6), "jpeg", stamped_header("theta", 2))
+    assert harness.wait_for(lambda: len(harness.messages(f"{namespace}/depth")) >= seen + 2, 60, poll=0.5,
+                            during=lambda: pub.publish(small)), node.output()
+    after = [m for m in harness.messages(f"{namespace}/depth")[seen:] if m.header.stamp.sec == 2]
+    assert after and all((m.height, m.width) == (HEIGHT, 2 * HEIGHT) for m in after)
 
 
 def test_bad_input_is_reported_and_the_node_keeps_going(harness, dense):
