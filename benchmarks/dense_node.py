@@ -46,16 +46,19 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
     Medians over ``repeats`` frames after two warm-up frames; timing stages in isolated loops would keep their data
     in the caches and under-count. ``jpeg``: the frame arrives as a JPEG CompressedImage (quality 90) of a smooth
     synthetic image (random pixels would make an unrealistically large file)."""
-    rgb_in = np.random.default_rng(0).integers(0, 256, (height, 2 * height, 3), dtype=np.uint8)
     if jpeg:
         rows, cols = np.mgrid[0:height, 0:2 * height]
-        rgb_in = np.stack([128 + 100 * np.sin(cols / 37.0), 128 + 100 * np.cos(rows / 23.0),
+        smooth = np.stack([128 + 100 * np.sin(cols / 37.0), 128 + 100 * np.cos(rows / 23.0),
                            128 + 60 * np.sin((rows + cols) / 51.0)], -1).astype(np.uint8)
-    msg = rgb_to_compressed(rgb_in, "jpeg") if jpeg else numpy_to_image(rgb_in, "rgb8")
+        msg = rgb_to_compressed(smooth, "jpeg")
+    else:
+        msg = numpy_to_image(np.random.default_rng(0).integers(0, 256, (height, 2 * height, 3), dtype=np.uint8),
+                             "rgb8")
     reduction = decode_reduction(2 * height, max_width, predictor.config.image_size[1])  # as the node decodes
 
     def decode(msg):
         return decode_compressed(msg, reduction)[0] if jpeg else image_to_rgb(msg)
+
     options = DenseOptions(max_width=max_width)
     size = output_size(height, 2 * height, max_width)
     messages: dict = {}  # one reused message per topic, as the node keeps them
