@@ -10,25 +10,27 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-import torch
 
-from .cpu import check_destination, row_bands
+from .cpu import check_destination
 from .geometry import erp_rays
-from .models.mtpano.postprocess import resize_images
 from .labels import colorize_semantic
 
 
 def semantic_overlay(rgb: np.ndarray, semantic: np.ndarray, alpha: float,
                      out: np.ndarray | None = None) -> np.ndarray:
-    """RGB uint8 blend: ``alpha`` * ADE20K palette colour + (1 - alpha) * image (a new array, or ``out``)."""
+    """RGB uint8 blend: ``alpha`` * ADE20K palette colour + (1 - alpha) * image (a new array, or ``out``).
+
+    ``semantic``: ids at the image's size, or at another size of the same panorama (e.g. the network's output),
+    resized to it by nearest neighbour with half-pixel centres like ``resize_labels``, which gives the same bytes
+    as colouring the resized ids (colouring 128x256 ids instead of 4K ones: 5.4 against 8.8 ms)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
-    check_destination(out, (*semantic.shape, 3), np.uint8)
-    out = np.empty(semantic.shape + (3,), np.uint8) if out is None else out
-    rgb = np.ascontiguousarray(rgb)
-    for rows in row_bands(semantic.shape[0], out[0].nbytes):  # palette colours of a band stay in the caches
-        cv2.addWeighted(colorize_semantic(semantic[rows]), alpha, rgb[rows], 1.0 - alpha, 0.0, dst=out[rows])
-    return out
+    height, width = rgb.shape[:2]
+    check_destination(out, (height, width, 3), np.uint8)
+    colours = colorize_semantic(semantic)
+    if colours.shape[:2] != (height, width):
+        colours = cv2.resize(colours, (width, height), dst=out, interpolation=cv2.INTER_NEAREST_EXACT)
+    return cv2.addWeighted(colours, alpha, np.ascontiguousarray(rgb), 1.0 - alpha, 0.0, dst=out)
 
 
 def normals_to_color(normals: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -47,6 +49,14 @@ def _decimated_rays(height: int, width: int, step: int) -> np.ndarray:
     padded[..., :3] = rays
     padded.setflags(write=False)
     return padded
+
+
+@lru_cache(maxsize=4)
+def _nan_image(height: int, width: int) -> np.ndarray:
+    """A read-only float32 (height, width) image of NaN: the source of ``cv2.copyTo`` for dropped points."""
+    image = np.full((height, width), np.nan, np.float32)
+    image.setflags(write=False)
+    return image
 
 
 @dataclass
@@ -82,9 +92,9 @@ def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, m
     check_destination(out, (*grid, 4), np.float32)
     rays = _decimated_rays(height, width, decimation)
     d = np.array(depth[::decimation, ::decimation], dtype=np.float32)  # a copy: NaN goes in below
-    with np.errstate(invalid="ignore"):
-        np.copyto(d, np.float32(np.nan), where=~((d >= min_range) & (d <= max_range)))  # NaN stays NaN
-    points = np.multiply(rays, d[..., None], out=out)
+    dropped = cv2.bitwise_not(cv2.inRange(d, min_range, max_range))  # NaN is in no range
+    cv2.copyTo(_nan_image(*grid), dropped, dst=d)
+    points = cv2.multiply(rays, cv2.merge([d] * 4), dst=out)  # OpenCV: 2x numpy's broadcast over 4 columns
 
     def pick(image):
         return None if image is None else image[::decimation, ::decimation]
@@ -172,15 +182,21 @@ def product_images(rgb: np.ndarray, size: tuple[int, int], network_width: int) -
 
 
 def shrink_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 [H, W, 3] → ``size`` = (h, w), no larger, averaging the pixels each output pixel covers: OpenCV's
-    area resize where it has a fast path (exactly half the size), else torch's antialiased bilinear on uint8, which
-    is 3.5x faster than OpenCV's generic area path (3840 → 1024: 4.3 against 15 ms on one core)."""
-    if size == rgb.shape[:2]:
-        return rgb
-    if (2 * size[0], 2 * size[1]) == rgb.shape[:2]:
-        return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    images = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # channels-last memory: torch's vectorised uint8 path
-    return np.ascontiguousarray(resize_images(images, size)[0].permute(1, 2, 0).numpy())
+    """uint8 [H, W, 3] → ``size`` = (h, w), no larger: halved by OpenCV's area average (its fast path) while at
+    least twice the size, then bilinear for the remaining factor below 2, whose two taps per axis span about the
+    pixels each output pixel covers. 3840 → 1024: 1.1 ms, against 4.6 ms for torch's antialiased resize and 7.5 ms
+    for OpenCV's generic area path, and nearer to the exact area average (mean difference 1.8 against 2.2 levels
+    on a test pattern)."""
+    while rgb.shape[0] >= 2 * size[0] and rgb.shape[1] >= 2 * size[1]:
+        rgb = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if rgb.shape[:2] != tuple(size):
+        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return rgb
+
+
+def _coarsest_semantic(prediction) -> np.ndarray:
+    """The prediction's ids at the network's resolution when it has them (``semantic`` is their resizing)."""
+    return prediction.semantic if prediction.model_semantic is None else prediction.model_semantic
 
 
 def dense_products(rgb: np.ndarray, prediction, wanted, options: DenseOptions,
@@ -201,7 +217,7 @@ def dense_products(rgb: np.ndarray, prediction, wanted, options: DenseOptions,
         "normals": lambda: prediction.normals,
         "normals/color": lambda: normals_to_color(prediction.normals, out=out.get("normals/color")),
         "semantic": lambda: prediction.semantic,
-        "semantic/color": lambda: semantic_overlay(rgb, prediction.semantic, options.semantic_alpha,
+        "semantic/color": lambda: semantic_overlay(rgb, _coarsest_semantic(prediction), options.semantic_alpha,
                                                    out=out.get("semantic/color")),
         "depth/points": lambda: depth_to_cloud(prediction.depth, rgb, decimation=options.decimation,
                                                min_range=options.min_range, max_range=options.max_range,

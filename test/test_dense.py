@@ -51,6 +51,20 @@ def test_semantic_overlay_blends_the_palette_with_the_image():
         semantic_overlay(rgb, prediction.semantic, 1.5)
 
 
+def test_semantic_overlay_of_coarse_ids_equals_the_overlay_of_their_resizing():
+    """The node colours the network's ids and resizes the colours: the same bytes as resizing the ids first."""
+    from pano_perception.models.mtpano.postprocess import resize_labels
+
+    rng = np.random.default_rng(3)
+    coarse = rng.integers(0, 150, (8, 16)).astype(np.uint8)
+    for size in ((24, 48), (20, 40), (4, 8)):
+        rgb = rng.integers(0, 256, size + (3,)).astype(np.uint8)
+        out = np.empty_like(rgb)
+        overlay = semantic_overlay(rgb, coarse, 0.6, out=out)
+        assert overlay is out
+        np.testing.assert_array_equal(overlay, semantic_overlay(rgb, resize_labels(coarse, size), 0.6))
+
+
 @pytest.mark.parametrize("decimation", [1, 2, 3])
 def test_cloud_is_depth_times_rays_on_the_kept_pixels(decimation):
     rgb, prediction = _prediction(12)
@@ -127,6 +141,17 @@ def test_shrink_rgb_averages_like_an_area_resize(size):
     constant = np.full((64, 128, 3), (7, 200, 93), np.uint8)
     assert (shrink_rgb(constant, size) == constant[0, 0]).all()
     assert shrink_rgb(smooth, (64, 128)) is smooth
+
+
+def test_shrink_rgb_averages_away_pixel_level_detail():
+    """A one-pixel checkerboard (the highest frequency a camera has) shrunk by 3.75, as 3840 -> 1024: uniform
+    grey, as an area average gives, not the aliased pattern that sampling without averaging would keep."""
+    from pano_perception.dense import shrink_rgb
+
+    rows, cols = np.mgrid[0:240, 0:480]
+    checker = np.repeat((((rows + cols) % 2) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    shrunk = shrink_rgb(checker, (64, 128)).astype(int)
+    assert np.abs(shrunk - 127.5).max() <= 1.5
 
 
 def test_capped_products_make_the_network_input_from_the_shrunk_image_when_it_is_wide_enough():

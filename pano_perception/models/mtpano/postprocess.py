@@ -116,11 +116,14 @@ class MTPanoPrediction:
     ``depth``: float32 [H, W] radial distance in metres; NaN for sky and invalid pixels.
     ``normals``: float32 [H, W, 3] unit normals in our camera frame (x forward, y left, z up; pointing towards
     the camera, docs/CONVENTIONS.md); NaN where invalid.
+    ``model_semantic``: the ids at the network's output resolution, which ``semantic`` resizes (nearest); None
+    when not known.
     """
 
     semantic: np.ndarray
     depth: np.ndarray
     normals: np.ndarray
+    model_semantic: np.ndarray | None = None
 
 
 def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int],
@@ -153,7 +156,8 @@ def postprocess(outputs: dict[str, torch.Tensor], size: tuple[int, int],
     return [MTPanoPrediction(semantic=resize_labels(labels[i], size, out=out[i].get("semantic")),
                              depth=resize_valid(depth[i], depth_valid[i], size, out=out[i].get("depth")),
                              normals=resize_valid(normals[i], normals_valid[i], size, unit_vectors=True,
-                                                  out=out[i].get("normals")))
+                                                  out=out[i].get("normals")),
+                             model_semantic=labels[i])
             for i in range(len(labels))]
 
 
