@@ -1,7 +1,7 @@
 """dense_node costs: node overhead vs the model forward, PointCloud2 vs memcpy, and a live 4K stream.
 
 1. Per frame at 1024x512 and 3840x1920 (outputs at the input size, and at output.max_width 1920 and 1024; raw
-   rgb8 and JPEG input), in one process, each stage timed within the node's real frame sequence: decoding the
+   rgb8 and JPEG input; synthetic-world panoramas, outdoor with sky unless said), in one process, each stage timed within the node's real frame sequence: decoding the
    message, the predictor's pre- and post-processing, and building all six output messages (every output
    subscribed), against the network forward; with the time merely filling the messages' bytes takes, the floor.
 2. A 512x1024 xyz+rgb PointCloud2 built from numpy against a plain memcpy of the same number of bytes.
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -36,24 +37,30 @@ from pano_perception.models.mtpano.predictor import MTPanoPredictor
 from pano_perception.ros.conversions import (decode_compressed, image_to_rgb, numpy_to_image, pointcloud2,
                                              rgb_to_compressed)
 from pano_perception.ros.dense_node import message_views
+from pano_perception.synthetic.generator import generate_scene, sample_camera_poses
+from pano_perception.synthetic.render import render_erp
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: int = 0, jpeg: bool = False) -> None:
+@lru_cache(maxsize=None)
+def panorama(height: int, kind: str) -> np.ndarray:
+    """A synthetic-world ERP of one ``kind`` of scene (seeds as the held-out evaluation set): an outdoor one has
+    sky, whose pixels the node masks and fills, an indoor one none; random pixels would give a sky-free
+    prediction and an unrealistically large JPEG."""
+    scene = generate_scene(90002, kind)
+    return render_erp(scene, sample_camera_poses(scene, 1, seed=90002)[0], height).rgb
+
+
+def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: int = 0, jpeg: bool = False,
+             kind: str = "outdoor") -> None:
     """Each stage timed inside a real per-frame sequence, as dense_node runs it (decode, pre-process, forward,
     post-processing into the messages' buffers, the other products and the PointCloud2), every output subscribed.
     Medians over ``repeats`` frames after two warm-up frames; timing stages in isolated loops would keep their data
-    in the caches and under-count. ``jpeg``: the frame arrives as a JPEG CompressedImage (quality 90) of a smooth
-    synthetic image (random pixels would make an unrealistically large file)."""
-    if jpeg:
-        rows, cols = np.mgrid[0:height, 0:2 * height]
-        smooth = np.stack([128 + 100 * np.sin(cols / 37.0), 128 + 100 * np.cos(rows / 23.0),
-                           128 + 60 * np.sin((rows + cols) / 51.0)], -1).astype(np.uint8)
-        msg = rgb_to_compressed(smooth, "jpeg")
-    else:
-        msg = numpy_to_image(np.random.default_rng(0).integers(0, 256, (height, 2 * height, 3), dtype=np.uint8),
-                             "rgb8")
+    in the caches and under-count. The frame is a synthetic-world panorama of ``kind``, as an rgb8 Image or a JPEG
+    CompressedImage (quality 90)."""
+    rgb = panorama(height, kind)
+    msg = rgb_to_compressed(rgb, "jpeg") if jpeg else numpy_to_image(rgb, "rgb8")
     reduction = decode_reduction(2 * height, max_width, predictor.config.image_size[1])  # as the node decodes
 
     def decode(msg):
@@ -87,7 +94,7 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
     t = {name: statistics.median(values) for name, values in stages.items()}
     node_part = t["decode"] + t["preprocess"] + t["postprocess"] + t["messages"]
     frame_time = node_part + t["forward"]
-    print(f"\n{2 * height}x{height}{' JPEG' if jpeg else ''} -> outputs {size[1]}x{size[0]}: "
+    print(f"\n{2 * height}x{height} {kind}{' JPEG' if jpeg else ''} -> outputs {size[1]}x{size[0]}: "
           + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in t.items()))
     print(f"  overhead (all but forward) {node_part * 1000:.1f} ms = {100 * node_part / frame_time:.1f} % of a "
           f"{frame_time * 1000:.0f} ms frame")
@@ -163,8 +170,7 @@ def stream(config: str, checkpoint: str | None, seconds: float) -> None:
     threading.Thread(target=executor.spin, daemon=True).start()
     while diagnostics.get("state") != "active":
         time.sleep(0.2)
-    frame = np.random.default_rng(2).integers(0, 256, (1920, 3840, 3), dtype=np.uint8)
-    msg = numpy_to_image(frame, "rgb8")
+    msg = numpy_to_image(panorama(1920, "outdoor"), "rgb8")
     msg.header.frame_id = "camera_link"
     start, sent, next_memory = time.monotonic(), 0, 0.0
     while time.monotonic() - start < seconds:
@@ -219,9 +225,11 @@ def main() -> None:
         save_file(build_mtpano(args.config).state_dict(), args.checkpoint)
     predictor = MTPanoPredictor(args.config, args.checkpoint)
     print(f"MTPano {args.config}, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
-    for height, max_width, jpeg in ((512, 0, False), (512, 0, True), (1920, 0, False), (1920, 1920, False),
-                                    (1920, 1920, True), (1920, 1024, False)):
-        overhead(predictor, height, args.repeats, max_width, jpeg)
+    for height, max_width, jpeg, kind in ((512, 0, False, "indoor"), (512, 0, False, "outdoor"),
+                                          (512, 0, True, "outdoor"), (1920, 0, False, "outdoor"),
+                                          (1920, 1920, False, "outdoor"), (1920, 1920, True, "outdoor"),
+                                          (1920, 1024, False, "outdoor")):
+        overhead(predictor, height, args.repeats, max_width, jpeg, kind)
     pointcloud_vs_memcpy(args.repeats)
     if args.stream_seconds > 0:
         stream(args.config, args.checkpoint, args.stream_seconds)

@@ -209,12 +209,13 @@ def test_resize_valid_keeps_normals_unit_length(size):
     normals = rng.normal(size=(16, 32, 3)).astype(np.float32)
     normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
     valid = rng.random((16, 32)) > 0.2
+    valid[:4] = False  # a sky: rows of zero vectors with no valid neighbour
     resized = resize_valid(np.where(valid[..., None], normals, 0).astype(np.float32), valid, size,
                            unit_vectors=True)
     finite = np.isfinite(resized).all(axis=-1)
     np.testing.assert_array_equal(~finite, np.isnan(resized).all(axis=-1))  # a pixel is all NaN or all finite
     np.testing.assert_allclose(np.linalg.norm(resized[finite], axis=-1), 1, atol=1e-5)
-    assert finite.mean() > 0.6
+    assert not finite[: size[0] // 4].any() and finite.mean() > 0.45
 
 @pytest.mark.parametrize("size", [(16, 32), (64, 128), (8, 16)])  # same size, enlarging, shrinking
 @pytest.mark.parametrize("channels", [0, 3])
