@@ -1,9 +1,10 @@
 """dense_node costs: node overhead vs the model forward, PointCloud2 vs memcpy, and a live 4K stream.
 
 1. Per frame at 1024x512 and 3840x1920 (outputs at the input size, and at output.max_width 1920 and 1024; raw
-   rgb8 and JPEG input; synthetic-world panoramas, outdoor with sky unless said), in one process, each stage timed within the node's real frame sequence: decoding the
-   message, the predictor's pre- and post-processing, and building all six output messages (every output
-   subscribed), against the network forward; with the time merely filling the messages' bytes takes, the floor.
+   rgb8 and JPEG input; synthetic-world panoramas, outdoor with sky unless said), in one process, each stage
+   timed within the node's real frame sequence: decoding the message, the predictor's pre- and post-processing,
+   and building all six output messages (every output subscribed), against the network forward; with the time
+   merely filling the messages' bytes takes, the floor.
 2. A 512x1024 xyz+rgb PointCloud2 built from numpy against a plain memcpy of the same number of bytes.
 3. (--stream-seconds > 0) dense_node as a real process fed 3840x1920 rgb8 frames at 30 Hz over Fast DDS:
    latency (header stamp -> depth received), node memory over time and the drop count from /diagnostics.
