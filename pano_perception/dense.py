@@ -94,7 +94,8 @@ def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, m
     d = np.array(depth[::decimation, ::decimation], dtype=np.float32)  # a copy: NaN goes in below
     dropped = cv2.bitwise_not(cv2.inRange(d, min_range, max_range))  # NaN is in no range
     cv2.copyTo(_nan_image(*grid), dropped, dst=d)
-    points = cv2.multiply(rays, cv2.merge([d] * 4), dst=out)  # OpenCV: 2x numpy's broadcast over 4 columns
+    points = cv2.merge([d] * 4, dst=out)  # then times the rays in place: 2x numpy's broadcast over 4 columns
+    cv2.multiply(points, rays, dst=points)
 
     def pick(image):
         return None if image is None else image[::decimation, ::decimation]
