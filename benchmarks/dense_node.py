@@ -4,7 +4,8 @@
    rgb8 and JPEG input; synthetic-world panoramas, outdoor with sky unless said), in one process, each stage
    timed within the node's real frame sequence: decoding the message, the predictor's pre- and post-processing,
    and building all six output messages (every output subscribed), against the network forward; with the time
-   merely filling the messages' bytes takes, the floor.
+   merely filling the messages' bytes takes, the floor, and (not counted in the overhead: transport, like the
+   receiving side) the time rclpy takes to publish the six messages.
 2. A 512x1024 xyz+rgb PointCloud2 built from numpy against a plain memcpy of the same number of bytes.
 3. (--stream-seconds > 0) dense_node as a real process fed 3840x1920 rgb8 frames at 30 Hz over Fast DDS:
    latency (header stamp -> depth received), node memory over time and the drop count from /diagnostics.
@@ -54,7 +55,7 @@ def panorama(height: int, kind: str) -> np.ndarray:
 
 
 def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: int = 0, jpeg: bool = False,
-             kind: str = "outdoor") -> None:
+             kind: str = "outdoor", publisher_node=None) -> None:
     """Each stage timed inside a real per-frame sequence, as dense_node runs it (decode, pre-process, forward,
     post-processing into the messages' buffers, the other products and the PointCloud2), every output subscribed.
     Medians over ``repeats`` frames after two warm-up frames; timing stages in isolated loops would keep their data
@@ -102,6 +103,10 @@ def overhead(predictor: MTPanoPredictor, height: int, repeats: int, max_width: i
     floor = product_write_floor(messages, repeats)
     print(f"  floor: filling the six messages' {floor[0] / 1e6:.0f} MB takes {floor[1] * 1000:.1f} ms = "
           f"{100 * floor[1] / (floor[1] + t['forward']):.1f} % of a frame with this forward")
+    if publisher_node is not None:
+        publishing = publish_time(publisher_node, messages, repeats)
+        print(f"  not counted above (transport): rclpy publishing the six messages, no subscriber, "
+              f"{publishing * 1000:.1f} ms")
 
 
 def product_write_floor(messages: dict, repeats: int) -> tuple[int, float]:
@@ -109,6 +114,22 @@ def product_write_floor(messages: dict, repeats: int) -> tuple[int, float]:
     writing the products costs at this machine's memory bandwidth before anything is computed."""
     target = torch.empty(sum(len(msg.data) for msg in messages.values()), dtype=torch.uint8)
     return target.numel(), median_time(lambda: target.fill_(1), repeats)[0]
+
+
+def publish_time(node, messages: dict, repeats: int) -> float:
+    """Median seconds rclpy takes to publish ``messages`` (topic -> message) once each with no subscriber: its
+    conversion of every message to C and Fast DDS's serialisation, which the node pays after building them."""
+    publishers = {topic: node.create_publisher(type(msg), f"/bench_publish/h{msg.height}/{topic}", 1)
+                  for topic, msg in messages.items()}
+
+    def publish_all():
+        for topic, msg in messages.items():
+            publishers[topic].publish(msg)
+
+    seconds = median_time(publish_all, repeats)[0]
+    for publisher in publishers.values():
+        node.destroy_publisher(publisher)
+    return seconds
 
 
 def pointcloud_vs_memcpy(repeats: int) -> None:
@@ -226,11 +247,17 @@ def main() -> None:
         save_file(build_mtpano(args.config).state_dict(), args.checkpoint)
     predictor = MTPanoPredictor(args.config, args.checkpoint)
     print(f"MTPano {args.config}, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+    import rclpy
+
+    rclpy.init()
+    publisher_node = rclpy.create_node("bench_publish")
     for height, max_width, jpeg, kind in ((512, 0, False, "indoor"), (512, 0, False, "outdoor"),
                                           (512, 0, True, "outdoor"), (1920, 0, False, "outdoor"),
                                           (1920, 1920, False, "outdoor"), (1920, 1920, True, "outdoor"),
                                           (1920, 1024, False, "outdoor")):
-        overhead(predictor, height, args.repeats, max_width, jpeg, kind)
+        overhead(predictor, height, args.repeats, max_width, jpeg, kind, publisher_node)
+    publisher_node.destroy_node()
+    rclpy.shutdown()
     pointcloud_vs_memcpy(args.repeats)
     if args.stream_seconds > 0:
         stream(args.config, args.checkpoint, args.stream_seconds)

@@ -11,7 +11,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .cpu import check_destination
+from .cpu import check_destination, set_nan
 from .geometry import erp_rays
 from .labels import colorize_semantic
 
@@ -51,14 +51,6 @@ def _decimated_rays(height: int, width: int, step: int) -> np.ndarray:
     return padded
 
 
-@lru_cache(maxsize=4)
-def _nan_image(height: int, width: int) -> np.ndarray:
-    """A read-only float32 (height, width) image of NaN: the source of ``cv2.copyTo`` for dropped points."""
-    image = np.full((height, width), np.nan, np.float32)
-    image.setflags(write=False)
-    return image
-
-
 @dataclass
 class PointCloudArrays:
     """An organised cloud on the decimated pixel grid (h, w): points (h, w, 4) float32 (x, y, z in metres, camera
@@ -92,8 +84,7 @@ def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, m
     check_destination(out, (*grid, 4), np.float32)
     rays = _decimated_rays(height, width, decimation)
     d = np.array(depth[::decimation, ::decimation], dtype=np.float32)  # a copy: NaN goes in below
-    dropped = cv2.bitwise_not(cv2.inRange(d, min_range, max_range))  # NaN is in no range
-    cv2.copyTo(_nan_image(*grid), dropped, dst=d)
+    set_nan(d, cv2.bitwise_not(cv2.inRange(d, min_range, max_range)))  # NaN is in no range
     points = cv2.merge([d] * 4, dst=out)  # then times the rays in place: 2x numpy's broadcast over 4 columns
     cv2.multiply(points, rays, dst=points)
 

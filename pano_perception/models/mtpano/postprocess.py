@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...cpu import check_destination, row_bands
+from ...cpu import check_destination, row_bands, set_nan
 from .config import IMAGENET_MEAN, IMAGENET_STD
 
 #: ADE20K-150 id of "sky" (0-based), masked out of depth and normals like the release does.
@@ -197,7 +197,7 @@ def resize_valid(values: np.ndarray, valid: np.ndarray, size: tuple[int, int], *
     if unit_vectors:
         _unit_length_in_place(resized, invalid)
     else:
-        np.copyto(resized, np.float32(np.nan), where=_like(invalid, resized))
+        set_nan(resized, invalid)
     return resized
 
 
@@ -213,7 +213,7 @@ def _unit_length_in_place(vectors: np.ndarray, invalid: np.ndarray) -> None:
         squared_length = cv2.transform(cv2.multiply(band, band), ones)
         # zero vectors (inside a sky) raised to -0.5 take a path of OpenCV's pow 15x slower: clamp them first
         scale = cv2.pow(cv2.max(squared_length, _SMALLEST_NORMAL, dst=squared_length), -0.5)
-        np.copyto(scale, np.float32(np.nan), where=invalid[rows])
+        set_nan(scale, invalid[rows])
         _times(band, scale, out=band)
 
 
@@ -235,8 +235,3 @@ def _times(values: np.ndarray, per_pixel: np.ndarray, out: np.ndarray | None = N
     if values.ndim == 2:
         return cv2.multiply(values, per_pixel, dst=out)
     return cv2.multiply(values, cv2.merge([per_pixel] * values.shape[2]), dst=out)
-
-
-def _like(per_pixel: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """A per-pixel [h, w] array shaped to broadcast against ``values`` ([h, w] or [h, w, C])."""
-    return per_pixel[..., None] if values.ndim == 3 else per_pixel
