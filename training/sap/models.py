@@ -72,6 +72,22 @@ def _zero_loss(module: nn.Module) -> torch.Tensor:
     return sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
 
 
+def mean_clip_loss(model: nn.Module, clips: list[dict]) -> tuple[torch.Tensor, dict[str, float]]:
+    """(mean of ``model._clip_loss`` over the clips that have masks, each loss term averaged over all clips); a
+    zero loss attached to the parameters when no clip has a mask."""
+    losses, terms = [], {}
+    for clip in clips:
+        if len(clip["masks"]) == 0:
+            continue
+        loss, clip_terms = model._clip_loss(clip)
+        losses.append(loss)
+        for key, value in clip_terms.items():
+            terms[key] = terms.get(key, 0.0) + float(value) / len(clips)
+    if not losses:
+        return _zero_loss(model), terms
+    return torch.stack(losses).mean(), terms
+
+
 class BuiltinClipModel(nn.Module):
     """Loss of clips for ``BuiltinSegmenterNet``; ``views`` are the scan trajectory's views (clip ``views``
     index them; -1 = a perspective clip without geometry)."""
@@ -84,17 +100,7 @@ class BuiltinClipModel(nn.Module):
         self._maps = [canvas_maps(frame_geometry(v), config.image_size, config.canvas_height) for v in views]
 
     def forward(self, clips: list[dict]) -> tuple[torch.Tensor, dict[str, float]]:
-        losses, terms = [], {}
-        for clip in clips:
-            if len(clip["masks"]) == 0:
-                continue
-            loss, clip_terms = self._clip_loss(clip)
-            losses.append(loss)
-            for key, value in clip_terms.items():
-                terms[key] = terms.get(key, 0.0) + float(value) / len(clips)
-        if not losses:
-            return _zero_loss(self), terms
-        return torch.stack(losses).mean(), terms
+        return mean_clip_loss(self, clips)
 
     def _clip_loss(self, clip: dict) -> tuple[torch.Tensor, dict]:
         device = next(self.parameters()).device
@@ -155,17 +161,7 @@ class Sam2ClipModel(nn.Module):
         self.register_buffer("std", torch.tensor(_IMAGE_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, clips: list[dict]) -> tuple[torch.Tensor, dict[str, float]]:
-        losses, terms = [], {}
-        for clip in clips:
-            if len(clip["masks"]) == 0:
-                continue
-            loss, clip_terms = self._clip_loss(clip)
-            losses.append(loss)
-            for key, value in clip_terms.items():
-                terms[key] = terms.get(key, 0.0) + float(value) / len(clips)
-        if not losses:
-            return _zero_loss(self), terms
-        return torch.stack(losses).mean(), terms
+        return mean_clip_loss(self, clips)
 
     def _backbone(self, images: torch.Tensor) -> dict:
         """``SAM2Base.forward_image`` with the (frozen) image encoder run without gradients."""
