@@ -74,12 +74,18 @@ def class_id(name: str) -> int:
         raise KeyError(f"{name!r} is not an ADE20K-150 class name") from None
 
 
-def colorize_semantic(semantic: np.ndarray, ignore_color=(0, 0, 0)) -> np.ndarray:
-    """uint8 RGB image (H, W, 3) of a semantic id image (ids >= 150, e.g. IGNORE_ID, get ``ignore_color``)."""
+def colorize_semantic(semantic: np.ndarray, ignore_color=(0, 0, 0), size: tuple[int, int] | None = None,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 RGB image (H, W, 3) of a semantic id image (ids >= 150, e.g. IGNORE_ID, get ``ignore_color``): a new
+    array, or ``out``. ``size``: (H, W) to resize the colours to by nearest neighbour with half-pixel centres, the
+    same bytes as colouring the ids resized so (``resize_labels``) but faster."""
     table = np.zeros((256, 4), dtype=np.uint8)  # RGBA rows: one 4-byte word per id
     table[:] = (*ignore_color, 0)
     table[:NUM_CLASSES, :3] = ADE20K_PALETTE
     ids = np.asarray(semantic, dtype=np.uint8)
     # A gather of 4-byte words, then RGBA -> RGB: 2x faster than cv2.LUT on three channels, 12x than table[ids].
     rgba = np.take(table.view(np.uint32).reshape(256), ids).view(np.uint8).reshape(*ids.shape, 4)
-    return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
+    if size is not None and tuple(size) != ids.shape:
+        # resized as 4-byte pixels: OpenCV's nearest neighbour is 3x faster on them than on 3-byte ones
+        rgba = cv2.resize(rgba, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB, dst=out)

@@ -23,3 +23,15 @@ def test_palette():
     assert ADE20K_PALETTE[149].tolist() == [92, 0, 255]
     image = colorize_semantic(np.array([[0, 2], [IGNORE_ID, 149]], dtype=np.uint8))
     assert image[0, 1].tolist() == [6, 230, 230] and image[1, 0].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("size", [(24, 48), (20, 40), (3, 5), (8, 16)])
+def test_colorize_semantic_at_another_size_equals_colouring_the_resized_ids(size):
+    import cv2
+
+    ids = np.random.default_rng(4).integers(0, 256, (8, 16)).astype(np.uint8)  # ignore ids (>= 150) too
+    out = np.empty(size + (3,), np.uint8)
+    image = colorize_semantic(ids, ignore_color=(1, 2, 3), size=size, out=out)
+    assert image is out
+    resized = cv2.resize(ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    np.testing.assert_array_equal(image, colorize_semantic(resized, ignore_color=(1, 2, 3)))
