@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -41,14 +42,17 @@ class NodeProcess:
             args += ["-r", f"__node:={name}"]
         for key, value in params.items():
             args += ["-p", _param_arg(key, value)]
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"node_{os.getpid()}_{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")
+        descriptor, path = tempfile.mkstemp(prefix="pano_node_", suffix=".log")  # removed by stop()
+        os.close(descriptor)
+        self.log_path = Path(path)
+        self._log = open(self.log_path, "a")
+        self._final_output: str | None = None
         self.process = subprocess.Popen(args, env=node_env(), stdout=self._log, stderr=subprocess.STDOUT,
                                         cwd=REPO)
 
     def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
+        """What the node has printed so far (kept after ``stop``)."""
+        return self.log_path.read_text() if self._final_output is None else self._final_output
 
     def interrupt(self, timeout: float = 10.0) -> float:
         """Send SIGINT and return how long the process took to exit."""
@@ -65,7 +69,10 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if self._final_output is None:
+            self._log.close()
+            self._final_output = self.output()
+            self.log_path.unlink()
 
 
 class Harness:

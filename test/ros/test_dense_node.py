@@ -295,9 +295,11 @@ def test_missing_checkpoint_is_reported_and_the_node_stays_up(harness, dense):
 
 def test_invalid_parameter_exits_with_a_clear_message(tmp_path):
     node = NodeProcess("pano_perception.ros.dense_node", "/bad_param", {"precision": "fp8"})
-    assert node.process.wait(60) == 2
-    assert "parameter 'precision' = 'fp8' is not one of" in node.output()
-    node.stop()
+    try:
+        assert node.process.wait(60) == 2
+        assert "parameter 'precision' = 'fp8' is not one of" in node.output()
+    finally:
+        node.stop()
 
 
 @pytest.mark.params({"model.config": "builtin", "model.checkpoint": "", "points.decimation": 1})

@@ -89,6 +89,7 @@ def test_torchrun_ddp_on_cpu(tiny_panoramas, tmp_path):
         "run": {"out_dir": str(tmp_path / "run"), "device": "cpu", "threads": 1, "log_every": 1,
                 "checkpoint_every": 2}}))
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
+    env["TMPDIR"] = str(tmp_path)  # torchrun leaves a torchelastic_* folder there
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
          "training.sap.train", "--config", str(config)],
