@@ -241,6 +241,19 @@ def test_resize_into_a_destination_writes_the_same_values_there(size, channels):
         resize_labels(labels, size, out=np.zeros(size, np.float32))
 
 
+@pytest.mark.parametrize("size", [(16, 32), (64, 128), (8, 16)])
+def test_resize_accepts_strided_values(size):
+    """Strided views (one channel of an interleaved array, a transposed one) give what their contiguous copies
+    give, NaN included."""
+    rng = np.random.default_rng(10)
+    valid = rng.random((16, 32)) > 0.2
+    for strided in (rng.normal(size=(16, 32, 2)).astype(np.float32)[..., 0],
+                    rng.normal(size=(32, 16)).astype(np.float32).T):
+        assert not strided.flags.c_contiguous
+        np.testing.assert_array_equal(resize_valid(strided, valid, size),
+                                      resize_valid(np.ascontiguousarray(strided), valid, size))
+
+
 def test_semantic_labels_are_the_same_argmax_in_either_memory_order():
     """The CPU's numpy path (channels-last logits, as the network emits them) and torch's path (any other
     layout) give the same ids, the first class winning ties."""

@@ -184,7 +184,7 @@ def resize_valid(values: np.ndarray, valid: np.ndarray, size: tuple[int, int], *
     height, width = size
     check_destination(out, (height, width) + values.shape[2:], np.float32)
     if valid.shape == (height, width):
-        resized = np.empty_like(values) if out is None else out
+        resized = np.empty(values.shape, np.float32) if out is None else out  # C order, for set_nan
         np.copyto(resized, values)
     elif height >= valid.shape[0]:
         resized = cv2.resize(_fill_invalid(values, valid), (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
