@@ -81,7 +81,7 @@ def depth_to_cloud(depth: np.ndarray, rgb: np.ndarray, *, decimation: int = 1, m
     grid = cloud_grid(height, width, decimation)
     check_destination(out, (*grid, 4), np.float32)
     rays = _decimated_rays(height, width, decimation)
-    d = np.array(depth[::decimation, ::decimation], dtype=np.float32)  # a copy: NaN goes in below
+    d = np.array(depth[::decimation, ::decimation], dtype=np.float32, order="C")  # a copy: NaN goes in below
     set_nan(d, cv2.bitwise_not(cv2.inRange(d, min_range, max_range)))  # NaN is in no range
     points = cv2.merge([d] * 4, dst=out)  # then times the rays in place: 2x numpy's broadcast over 4 columns
     cv2.multiply(points, rays, dst=points)

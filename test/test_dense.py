@@ -78,6 +78,9 @@ def test_cloud_is_depth_times_rays_on_the_kept_pixels(decimation):
     np.testing.assert_array_equal(cloud.rgb, rgb[::decimation, ::decimation])
     with pytest.raises(ValueError, match="decimation"):
         depth_to_cloud(prediction.depth, rgb, decimation=0)
+    fortran_depth = np.asfortranarray(prediction.depth)  # any memory order: the same cloud
+    np.testing.assert_array_equal(depth_to_cloud(fortran_depth, rgb, decimation=decimation, min_range=1.0).points,
+                                  depth_to_cloud(prediction.depth, rgb, decimation=decimation, min_range=1.0).points)
 
 
 def test_dense_products_computes_only_the_wanted_topics():
